@@ -1,0 +1,62 @@
+"""Write and read audit entries."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask_login import current_user
+from sqlalchemy import select
+
+from mdt.audit.models import AuditEntry
+from mdt.extensions import db
+
+
+def _current_actor_id() -> int | None:
+    try:
+        return current_user.id if current_user and current_user.is_authenticated else None
+    except (AttributeError, RuntimeError):  # outside a request (worker, CLI)
+        return None
+
+
+def record(action: str, summary: str, *, obj: Any = None, case_id: int | None = None,
+           data: dict[str, Any] | None = None, actor_id: int | None = None) -> AuditEntry:
+    """Add an audit entry to the current transaction (the caller commits)."""
+    entry = AuditEntry(
+        action=action,
+        summary=summary[:500],
+        object_type=type(obj).__tablename__ if obj is not None else None,
+        object_id=getattr(obj, "id", None),
+        case_id=case_id,
+        data=_jsonable(data or {}),
+        actor_id=actor_id if actor_id is not None else _current_actor_id(),
+    )
+    db.session.add(entry)
+    return entry
+
+
+def changes(obj: Any, values: dict[str, Any]) -> dict[str, list[Any]]:
+    """Apply ``values`` to ``obj`` and return ``{field: [old, new]}`` for what changed."""
+    diff: dict[str, list[Any]] = {}
+    for field, new in values.items():
+        old = getattr(obj, field)
+        if old != new:
+            diff[field] = [old, new]
+            setattr(obj, field, new)
+    return diff
+
+
+def history_for_case(case_id: int) -> list[AuditEntry]:
+    """Return every audit entry that concerns a case, newest first."""
+    return list(db.session.scalars(
+        select(AuditEntry).where(AuditEntry.case_id == case_id)
+        .order_by(AuditEntry.created_at.desc(), AuditEntry.id.desc())
+    ))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)

@@ -1,0 +1,113 @@
+"""Domain operations on users: create, edit, deactivate, authenticate."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import func, select
+
+from mdt import clock
+from mdt.audit import services as audit
+from mdt.auth.models import Discipline, Role, User, UserRole
+from mdt.auth.passwords import MIN_LENGTH, hash_password, needs_rehash, verify_password
+from mdt.errors import InvalidError, NotFoundError
+from mdt.extensions import db
+
+
+def normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def get_user(user_id: int) -> User:
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise NotFoundError("No such user.")
+    return user
+
+
+def find_by_email(email: str) -> User | None:
+    return db.session.scalar(select(User).where(User.email == normalise_email(email)))
+
+
+def list_users(*, active_only: bool = False) -> list[User]:
+    query = select(User).order_by(func.lower(User.name))
+    if active_only:
+        query = query.where(User.is_active.is_(True))
+    return list(db.session.scalars(query))
+
+
+def users_with_role(role: Role) -> list[User]:
+    """Active users holding ``role``, by name."""
+    return list(db.session.scalars(
+        select(User).join(UserRole).where(UserRole.role == role, User.is_active.is_(True))
+        .order_by(func.lower(User.name))
+    ))
+
+
+def _check_password(password: str) -> None:
+    if len(password) < MIN_LENGTH:
+        raise InvalidError(f"The password must have at least {MIN_LENGTH} characters.",
+                           fields={"password": f"At least {MIN_LENGTH} characters."})
+
+
+def create_user(*, email: str, name: str, discipline: Discipline, roles: Iterable[Role],
+                password: str, time_zone: str | None = None) -> User:
+    """Create a user with an Argon2id-hashed password."""
+    email = normalise_email(email)
+    if find_by_email(email) is not None:
+        raise InvalidError("A user with this e-mail already exists.",
+                           fields={"email": "Already in use."})
+    _check_password(password)
+    user = User(email=email, name=name.strip(), discipline=Discipline(discipline),
+                password_hash=hash_password(password), time_zone=time_zone)
+    user.role_rows = [UserRole(role=Role(r)) for r in set(roles)]
+    db.session.add(user)
+    db.session.flush()
+    audit.record("user.created", f"User {user.email} created", obj=user,
+                 data={"roles": sorted(r.value for r in user.roles),
+                       "discipline": user.discipline.value})
+    return user
+
+
+def update_user(user: User, *, name: str, email: str, discipline: Discipline,
+                roles: Iterable[Role], is_active: bool, time_zone: str | None = None,
+                password: str | None = None) -> User:
+    """Change a user's details, roles, active flag and optionally password."""
+    email = normalise_email(email)
+    other = find_by_email(email)
+    if other is not None and other.id != user.id:
+        raise InvalidError("A user with this e-mail already exists.",
+                           fields={"email": "Already in use."})
+    diff = audit.changes(user, {"name": name.strip(), "email": email,
+                                "discipline": Discipline(discipline), "is_active": is_active,
+                                "time_zone": time_zone})
+    new_roles = {Role(r) for r in roles}
+    if new_roles != user.roles:
+        diff["roles"] = [sorted(r.value for r in user.roles), sorted(r.value for r in new_roles)]
+        user.role_rows = [row for row in user.role_rows if row.role in new_roles] + [
+            UserRole(role=r) for r in new_roles - user.roles
+        ]
+    if password:
+        _check_password(password)
+        user.password_hash = hash_password(password)
+        diff["password"] = ["…", "changed"]
+    if diff:
+        audit.record("user.updated", f"User {user.email} updated", obj=user, data=diff)
+    return user
+
+
+def authenticate(email: str, password: str) -> User | None:
+    """Return the active user with these credentials, auditing the attempt."""
+    user = find_by_email(email)
+    ok = verify_password(user.password_hash if user else None, password)
+    if not ok or user is None or not user.is_active:
+        reason = "unknown e-mail" if user is None else (
+            "wrong password" if not ok else "account deactivated")
+        audit.record("auth.login_failed", f"Failed sign-in ({reason})",
+                     obj=user, actor_id=user.id if user else None,
+                     data={"email": normalise_email(email)[:254], "reason": reason})
+        return None
+    if needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    user.last_login_at = clock.now()
+    audit.record("auth.login", f"{user.email} signed in", obj=user, actor_id=user.id)
+    return user

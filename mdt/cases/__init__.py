@@ -1,0 +1,1 @@
+"""Patients, the cases referred to the MDT, and their readiness."""

@@ -1,0 +1,1 @@
+"""Treatment proposals, specialists' opinions and the chair's signed consensus."""

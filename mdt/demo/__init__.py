@@ -1,0 +1,1 @@
+"""Demo data for ``make run``: fictional people, a weekly series, cases."""

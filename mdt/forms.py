@@ -1,0 +1,26 @@
+"""Form helpers shared by the features' forms."""
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+
+from wtforms import SelectChoice, SelectMultipleField
+from wtforms.widgets import CheckboxInput, ListWidget
+
+
+def choices(pairs: Iterable[tuple[str, str]], blank: str | None = None) -> list[SelectChoice]:
+    """Build WTForms choices from ``(value, label)`` pairs, optionally with a blank first."""
+    out = [SelectChoice("", blank)] if blank is not None else []
+    return out + [SelectChoice(value, label) for value, label in pairs]
+
+
+def enum_choices(enum_cls: type[enum.StrEnum], blank: str | None = None) -> list[SelectChoice]:
+    """Choices from a StrEnum, labelled by its ``label`` property when it has one."""
+    return choices(((m.value, getattr(m, "label", m.value)) for m in enum_cls), blank)
+
+
+class MultiCheckboxField(SelectMultipleField):
+    """A multiple choice shown as a list of checkboxes."""
+
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()

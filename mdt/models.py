@@ -1,0 +1,13 @@
+"""Import every feature's models so SQLAlchemy and Alembic see the whole schema."""
+from mdt.audit.models import AuditEntry  # noqa: F401
+from mdt.auth.models import Discipline, Role, User, UserRole  # noqa: F401
+from mdt.cases.models import Case, CaseReference, Patient  # noqa: F401
+from mdt.decisions.models import (  # noqa: F401
+    Amendment,
+    Consensus,
+    ConsensusAction,
+    Opinion,
+    Proposal,
+)
+from mdt.meetings.models import AgendaItem, Attendance, Meeting, MeetingSeries  # noqa: F401
+from mdt.notifications.models import Notification  # noqa: F401

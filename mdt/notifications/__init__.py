@@ -1,0 +1,1 @@
+"""Notifications: rows with a due time, dispatched by the worker, shown in-app."""

@@ -1,0 +1,75 @@
+"""The notification table: a notification is a row before it is a message."""
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from mdt.auth.models import User
+from mdt.db import Base, TimestampMixin, UTCDateTime, str_enum
+
+
+class NotificationKind(enum.StrEnum):
+    INVITATION = "invitation"
+    MEETING_REMINDER = "meeting_reminder"
+    AGENDA_CLOSING = "agenda_closing"
+    OPINION_PENDING = "opinion_pending"
+    CONSENSUS_SIGNED = "consensus_signed"
+    AMENDMENT = "amendment"
+    ACTION_DUE = "action_due"
+    CASE_DEFERRED = "case_deferred"
+
+
+class NotificationStatus(enum.StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class Notification(TimestampMixin, Base):
+    """One message to one person, due at a time, sent at most once.
+
+    Written in the same transaction as the change that causes it; the beat
+    dispatcher hands due rows to the worker, which claims a row with a
+    conditional UPDATE (pending → sending) and sends only if it won.
+    """
+
+    __tablename__ = "notifications"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[NotificationKind] = mapped_column(str_enum(NotificationKind, "notification_kind"))
+    recipient_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="RESTRICT"),
+                                              index=True)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: e.g. ``meeting_reminder:m12:u4:1440``; unique, so the same reason never
+    #: produces two rows.
+    dedup_key: Mapped[str] = mapped_column(sa.String(200), unique=True)
+    status: Mapped[NotificationStatus] = mapped_column(
+        str_enum(NotificationStatus, "notification_status"), default=NotificationStatus.PENDING
+    )
+    attempts: Mapped[int] = mapped_column(default=0)
+    #: When a worker claimed the row; a stale claim is released by the dispatcher.
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(sa.Text)
+    #: Whether the message also goes out by e-mail (preferences, at creation).
+    send_email: Mapped[bool] = mapped_column(default=True)
+    #: When the recipient marked it read in the in-app notification centre.
+    read_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    meeting_id: Mapped[int | None] = mapped_column(sa.ForeignKey("meetings.id", ondelete="RESTRICT"))
+    case_id: Mapped[int | None] = mapped_column(sa.ForeignKey("cases.id", ondelete="RESTRICT"))
+    #: Kind-specific parameters (offset, calendar method, action id...). Ids only.
+    payload: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
+
+    recipient: Mapped[User] = relationship()
+
+    __table_args__ = (
+        sa.CheckConstraint("attempts >= 0", name="attempts_not_negative"),
+        # The dispatcher's scan: pending rows by due time.
+        sa.Index("ix_notifications_pending_due", "status", "due_at"),
+    )

@@ -1,0 +1,6 @@
+"""HTML views for notifications."""
+from __future__ import annotations
+
+from flask import Blueprint
+
+bp = Blueprint("notifications", __name__)

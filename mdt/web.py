@@ -1,0 +1,62 @@
+"""Helpers shared by the HTML views and templates: time display, form errors."""
+from __future__ import annotations
+
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from flask import Flask, current_app, flash
+from flask_wtf import FlaskForm
+
+from mdt import clock
+from mdt.errors import DomainError
+
+
+def to_zone(moment: datetime | None, zone: str | None = None) -> datetime | None:
+    """Convert an aware UTC datetime to ``zone`` (default: the app's zone)."""
+    if moment is None:
+        return None
+    return moment.astimezone(ZoneInfo(zone or current_app.config["DEFAULT_TIME_ZONE"]))
+
+
+def format_datetime(moment: datetime | None, zone: str | None = None,
+                    fmt: str = "%a %d %b %Y, %H:%M") -> str:
+    """Format an aware datetime in ``zone`` with the zone's abbreviation."""
+    local = to_zone(moment, zone)
+    if local is None:
+        return "—"
+    return f"{local.strftime(fmt)} {local.tzname()}"
+
+
+def format_date(value: date | datetime | None, fmt: str = "%d %b %Y") -> str:
+    return value.strftime(fmt) if value else "—"
+
+
+def apply_field_errors(form: FlaskForm, exc: DomainError) -> None:
+    """Show a domain error next to the fields it names, or as a flash message."""
+    placed = False
+    for name, message in exc.fields.items():
+        field = getattr(form, name, None)
+        if field is not None:
+            field.errors = list(field.errors) + [message]
+            placed = True
+    if not placed:
+        flash(exc.message, "error")
+
+
+def register_web_helpers(app: Flask) -> None:
+    """Register template filters and globals."""
+    app.add_template_filter(format_datetime, "datetime")
+    app.add_template_filter(format_date, "date")
+    app.add_template_global(clock.now, "now")
+    app.context_processor(lambda: {"nav_endpoints": set(app.view_functions)})
+
+    @app.after_request
+    def security_headers(response):
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+            "frame-ancestors 'none'; form-action 'self'")
+        return response
