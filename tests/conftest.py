@@ -161,3 +161,30 @@ def frozen_clock():
 
     yield set_to
     clock.set_now(None)
+
+
+class QueryCounter:
+    """Counts the SQL statements the app runs while active (``len(counter)``)."""
+
+    def __init__(self, engine):
+        self.engine = engine
+        self.statements: list[str] = []
+
+    def _record(self, _conn, _cursor, statement, *_args):
+        self.statements.append(statement)
+
+    def __enter__(self):
+        sa.event.listen(self.engine, "before_cursor_execute", self._record)
+        return self
+
+    def __exit__(self, *exc):
+        sa.event.remove(self.engine, "before_cursor_execute", self._record)
+
+    def __len__(self) -> int:
+        return len(self.statements)
+
+
+@pytest.fixture
+def count_queries(app):
+    """``with count_queries() as q: client.get(...)``; then ``len(q)`` statements ran."""
+    return lambda: QueryCounter(db.engine)
