@@ -8,7 +8,7 @@ need to be reshaped.
 from __future__ import annotations
 
 import enum
-from datetime import date
+from datetime import date, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -136,5 +136,18 @@ class CaseReference(TimestampMixin, Base):
     performed_on: Mapped[date]
     description: Mapped[str] = mapped_column(sa.String(500))
     url: Mapped[str | None] = mapped_column(sa.String(500))
+    #: Set when the reference was entered by mistake; it stays visible, struck
+    #: out, and no longer counts for readiness (clinical records are never deleted).
+    retracted_at: Mapped[datetime | None]
+    retraction_reason: Mapped[str | None] = mapped_column(sa.String(500))
 
     case: Mapped[Case] = relationship(back_populates="references")
+
+    __table_args__ = (
+        sa.CheckConstraint("retracted_at IS NULL OR retraction_reason IS NOT NULL",
+                           name="retraction_has_reason"),
+    )
+
+    @property
+    def is_retracted(self) -> bool:
+        return self.retracted_at is not None
