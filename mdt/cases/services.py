@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import exists, or_, select
+from sqlalchemy.orm import aliased
 
 from mdt.auth.models import Role, User
 from mdt.cases.models import Case, ReferenceKind
@@ -53,9 +54,12 @@ def concerns_user_clause(user: User):
     from mdt.decisions.models import Consensus
     from mdt.meetings.models import AgendaItem
 
+    # Aliases, so the EXISTS correlates only with Case even inside queries
+    # that already join agenda items and consensus records.
+    item, consensus = aliased(AgendaItem), aliased(Consensus)
     responsible = exists().where(
-        AgendaItem.case_id == Case.id, Consensus.agenda_item_id == AgendaItem.id,
-        Consensus.responsible_clinician_id == user.id)
+        item.case_id == Case.id, consensus.agenda_item_id == item.id,
+        consensus.responsible_clinician_id == user.id)
     return or_(Case.referring_clinician_id == user.id, responsible)
 
 
