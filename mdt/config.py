@@ -39,6 +39,13 @@ def load_config(instance_path: str, environ: dict[str, str] | None = None) -> di
         # Seconds a task may stay unacknowledged before Redis redelivers it.
         # Every retry delay in worker/ stays well under this (see docs).
         "BROKER_VISIBILITY_TIMEOUT": int(get("BROKER_VISIBILITY_TIMEOUT", "3600")),
+        # Celery queue the deliver and dispatch tasks go to (tests use their own).
+        "BROKER_QUEUE": get("BROKER_QUEUE", "mdt"),
+        # Delivery retries on SMTP/connection errors: first delay, doubled each
+        # time, capped; every delay stays far below the visibility timeout.
+        "NOTIFY_MAX_RETRIES": int(get("NOTIFY_MAX_RETRIES", "5")),
+        "NOTIFY_RETRY_DELAY": float(get("NOTIFY_RETRY_DELAY", "10")),
+        "NOTIFY_RETRY_MAX_DELAY": float(get("NOTIFY_RETRY_MAX_DELAY", "300")),
         "DEFAULT_TIME_ZONE": get("DEFAULT_TIME_ZONE", "Asia/Shanghai"),
         "BASE_URL": get("BASE_URL", "http://127.0.0.1:5000").rstrip("/"),
         "MAIL_BACKEND": get("MAIL_BACKEND", "file" if mdt_env != "production" else "smtp"),
@@ -50,6 +57,9 @@ def load_config(instance_path: str, environ: dict[str, str] | None = None) -> di
         "MAIL_PASSWORD": get("MAIL_PASSWORD"),
         "MAIL_SENDER": get("MAIL_SENDER", "MDT <mdt@localhost>"),
         "MAIL_TIMEOUT": float(get("MAIL_TIMEOUT", "10")),
+        # Patient detail in e-mails: "initials" (initials and the last 3
+        # characters of the hospital number) or "none" (case number only).
+        "EMAIL_PATIENT_DETAIL": get("EMAIL_PATIENT_DETAIL", "initials"),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": mdt_env == "production",

@@ -1,0 +1,246 @@
+"""Turn a notification row into an e-mail, or decide it is no longer relevant.
+
+``build_email(notification)`` is what the delivery side calls at send time,
+inside an app context (no request needed). It returns ``None`` when the
+message should not go out any more (meeting past or cancelled, case
+withdrawn, opinion already given, recipient removed or deactivated); the
+caller then marks the row cancelled.
+
+Templates: ``templates/emails/<kind>.txt`` and ``.html``, rendered with the
+app's Jinja environment directly (not ``render_template``) so that no
+request-bound context processor runs in the worker. Patient data is kept
+to ``patient_reference(case)``: the case number and, by default, initials
+and the last 3 characters of the hospital number (``EMAIL_PATIENT_DETAIL``).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.message import EmailMessage
+from email.utils import format_datetime as rfc2822_date
+from email.utils import formataddr, parseaddr
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import sqlalchemy as sa
+from flask import current_app
+from sqlalchemy.orm import selectinload
+
+from mdt import clock
+from mdt.auth.models import User
+from mdt.cases.models import Case
+from mdt.extensions import db
+from mdt.meetings.models import AgendaItem, Attendance, ItemStatus, Meeting
+from mdt.notifications import ics
+from mdt.notifications.models import Notification, NotificationKind
+
+APP_NAME = "mdt"
+#: Characters of the hospital number shown in e-mails (the end of it).
+HOSPITAL_NUMBER_TAIL = 3
+
+
+@dataclass
+class Draft:
+    """What a kind-specific builder decided: subject, template context, calendar."""
+
+    subject: str
+    context: dict[str, Any] = field(default_factory=dict)
+    #: (iCalendar bytes, METHOD) to attach, for invitations.
+    calendar: tuple[bytes, str] | None = None
+
+
+def build_email(notification: Notification) -> EmailMessage | None:
+    """Build the e-mail for ``notification``, or return None if it is no longer relevant."""
+    recipient = notification.recipient
+    if not recipient.is_active:
+        return None
+    builder = _BUILDERS.get(notification.kind)
+    if builder is None:
+        return None
+    draft = builder(notification)
+    if draft is None:
+        return None
+    return _compose(notification, draft)
+
+
+# --- helpers shared by builders and templates --------------------------------------------------
+
+def recipient_zone(user: User, meeting: Meeting | None = None) -> str:
+    """Return the zone to show times in: the person's, else the meeting's, else the app's."""
+    for zone in (user.time_zone, meeting.time_zone if meeting else None):
+        if zone and _valid_zone(zone):
+            return zone
+    return current_app.config["DEFAULT_TIME_ZONE"]
+
+
+def format_when(moment: datetime, zone: str) -> str:
+    """Format ``moment`` in ``zone`` with its abbreviation and name, e.g. "… 14:00 GMT (Europe/London)"."""
+    local = moment.astimezone(ZoneInfo(zone))
+    return f"{local.strftime('%a %d %b %Y, %H:%M')} {local.tzname()} ({zone})"
+
+
+def patient_reference(case: Case) -> str:
+    """Return the least patient detail an e-mail may carry for ``case``."""
+    label = f"Case {case.id}"
+    if current_app.config.get("EMAIL_PATIENT_DETAIL", "initials") != "initials":
+        return label
+    patient = case.patient
+    initials = "".join(f"{part[0].upper()}." for part in patient.name.split() if part)
+    tail = patient.hospital_number[-HOSPITAL_NUMBER_TAIL:]
+    return f"{label} · {initials} …{tail}"
+
+
+def link(path: str) -> str:
+    """Return the absolute address of ``path`` on this installation (sign-in needed)."""
+    return f"{current_app.config['BASE_URL']}{path}"
+
+
+def describe_offset(minutes: int) -> str:
+    """Say how long before the meeting a reminder goes out ("24 hours", "1 hour", "30 minutes")."""
+    if minutes % (24 * 60) == 0 and minutes >= 48 * 60:
+        value, unit = minutes // (24 * 60), "day"
+    elif minutes % 60 == 0:
+        value, unit = minutes // 60, "hour"
+    else:
+        value, unit = minutes, "minute"
+    return f"{value} {unit}{'' if value == 1 else 's'}"
+
+
+def _valid_zone(zone: str) -> bool:
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def _meeting(notification: Notification) -> Meeting | None:
+    if notification.meeting_id is None:
+        return None
+    return db.session.get(Meeting, notification.meeting_id)
+
+
+def _upcoming_meeting(notification: Notification) -> Meeting | None:
+    """The notification's meeting if it is still scheduled and in the future."""
+    meeting = _meeting(notification)
+    if meeting is None or meeting.is_cancelled or meeting.starts_at <= clock.now():
+        return None
+    return meeting
+
+
+def _is_attendee(meeting: Meeting, user: User) -> bool:
+    return db.session.scalar(
+        sa.select(sa.func.count(Attendance.id)).where(
+            Attendance.meeting_id == meeting.id, Attendance.user_id == user.id)
+    ) > 0
+
+
+def _agenda(meeting: Meeting) -> list[AgendaItem]:
+    return list(db.session.scalars(
+        sa.select(AgendaItem)
+        .where(AgendaItem.meeting_id == meeting.id, AgendaItem.status != ItemStatus.WITHDRAWN)
+        .options(selectinload(AgendaItem.case).selectinload(Case.patient))
+        .order_by(AgendaItem.position)
+    ))
+
+
+def _base_context(notification: Notification, meeting: Meeting | None = None) -> dict[str, Any]:
+    user = notification.recipient
+    zone = recipient_zone(user, meeting)
+    return {
+        "app_name": APP_NAME,
+        "recipient": user,
+        "zone": zone,
+        "when": lambda moment: format_when(moment, zone),
+        "patient_ref": patient_reference,
+        "meeting": meeting,
+        "meeting_link": link(f"/meetings/{meeting.id}") if meeting else None,
+        "preferences_link": link("/notifications/preferences"),
+        "notifications_link": link("/notifications"),
+    }
+
+
+# --- builders, one per kind --------------------------------------------------------------------
+
+def _invitation(notification: Notification) -> Draft | None:
+    method = notification.payload.get("method", ics.REQUEST)
+    if method == ics.CANCEL:
+        return _calendar_cancel(notification)
+    meeting = _upcoming_meeting(notification)
+    if meeting is None or not _is_attendee(meeting, notification.recipient):
+        return None
+    ctx = _base_context(notification, meeting)
+    is_update = meeting.sequence > 0
+    ctx.update(is_update=is_update, agenda=_agenda(meeting))
+    verb = "Updated" if is_update else "Invitation"
+    subject = f"{verb}: {meeting.series.name}, {ctx['when'](meeting.starts_at)}"
+    return Draft(subject, ctx, (ics.invitation(meeting, notification.recipient), ics.REQUEST))
+
+
+def _calendar_cancel(notification: Notification) -> Draft | None:
+    meeting = _meeting(notification)
+    if meeting is None or meeting.starts_at <= clock.now():
+        return None
+    ctx = _base_context(notification, meeting)
+    removed = notification.payload.get("reason") == "removed"
+    ctx.update(removed=removed, is_cancel=True)
+    if removed:
+        subject = f"Removed from: {meeting.series.name}, {ctx['when'](meeting.starts_at)}"
+    else:
+        subject = f"Cancelled: {meeting.series.name}, {ctx['when'](meeting.starts_at)}"
+    return Draft(subject, ctx, (ics.invitation(meeting, notification.recipient, ics.CANCEL),
+                                ics.CANCEL))
+
+
+def _meeting_reminder(notification: Notification) -> Draft | None:
+    meeting = _upcoming_meeting(notification)
+    if meeting is None or not _is_attendee(meeting, notification.recipient):
+        return None
+    ctx = _base_context(notification, meeting)
+    offset = int(notification.payload.get("offset_minutes", 0))
+    ctx.update(agenda=_agenda(meeting), offset=describe_offset(offset) if offset else None)
+    subject = f"Reminder: {meeting.series.name}, {ctx['when'](meeting.starts_at)}"
+    return Draft(subject, ctx)
+
+
+_BUILDERS: dict[NotificationKind, Callable[[Notification], Draft | None]] = {
+    NotificationKind.INVITATION: _invitation,
+    NotificationKind.MEETING_REMINDER: _meeting_reminder,
+}
+
+
+# --- composing the message ---------------------------------------------------------------------
+
+def _render(kind: str, ext: str, context: dict[str, Any]) -> str:
+    return current_app.jinja_env.get_template(f"emails/{kind}.{ext}").render(context)
+
+
+def _compose(notification: Notification, draft: Draft) -> EmailMessage:
+    config = current_app.config
+    kind = notification.kind.value
+    msg = EmailMessage()
+    msg["Subject"] = draft.subject
+    msg["From"] = config["MAIL_SENDER"]
+    msg["To"] = formataddr((notification.recipient.name, notification.recipient.email))
+    msg["Date"] = rfc2822_date(clock.now())
+    msg["Message-ID"] = _message_id(notification)
+    msg["Auto-Submitted"] = "auto-generated"
+    msg["X-Auto-Response-Suppress"] = "All"
+    context = {**draft.context, "subject": draft.subject}
+    msg.set_content(_render(kind, "txt", context))
+    msg.add_alternative(_render(kind, "html", context), subtype="html")
+    if draft.calendar is not None:
+        data, method = draft.calendar
+        msg.add_alternative(data.decode("utf-8"), subtype="calendar", params={"method": method})
+        msg.add_attachment(data, maintype="text", subtype="calendar",
+                           filename="cancel.ics" if method == ics.CANCEL else "invite.ics",
+                           params={"method": method})
+    return msg
+
+
+def _message_id(notification: Notification) -> str:
+    """A Message-ID derived from the row, so a message sent twice is recognisably one."""
+    domain = parseaddr(current_app.config["MAIL_SENDER"])[1].rpartition("@")[2] or "localhost"
+    return f"<mdt.notification.{notification.id}@{domain}>"
+
