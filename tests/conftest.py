@@ -102,6 +102,13 @@ def _empty_tables() -> None:
             conn.execute(sa.text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables)
                                  + " RESTART IDENTITY CASCADE"))
         else:
+            # RESTRICT is checked row by row in SQLite: break self-references first
+            # (agenda items carried from/to each other).
+            for table in db.metadata.sorted_tables:
+                self_refs = {fk.parent.name: None for fk in table.foreign_keys
+                             if fk.column.table is table}
+                if self_refs:
+                    conn.execute(table.update().values(self_refs))
             for table in tables:
                 conn.execute(sa.text(f'DELETE FROM "{table}"'))
 
