@@ -79,11 +79,16 @@ def _register_blueprints(app: Flask) -> None:
     for bp in (home_bp, auth_bp, admin_bp, meetings_bp, cases_bp, decisions_bp, audit_bp,
                notifications_bp):
         app.register_blueprint(bp)
+    from mdt.notifications.ops_views import bp as notifications_ops_bp
+
+    app.register_blueprint(notifications_ops_bp)
 
 
 def _register_cli(app: Flask) -> None:
     from mdt.auth.cli import user_cli
     from mdt.demo.cli import demo_cli
+    from mdt.notifications.cli import notifications_cli
 
     app.cli.add_command(user_cli)
     app.cli.add_command(demo_cli)
+    app.cli.add_command(notifications_cli)

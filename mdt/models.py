@@ -11,3 +11,4 @@ from mdt.decisions.models import (  # noqa: F401
 )
 from mdt.meetings.models import AgendaItem, Attendance, Meeting, MeetingSeries  # noqa: F401
 from mdt.notifications.models import Notification  # noqa: F401
+from mdt.notifications.dispatch_models import DispatcherRun, Lease  # noqa: F401

@@ -55,6 +55,9 @@ class Notification(TimestampMixin, Base):
     attempts: Mapped[int] = mapped_column(default=0)
     #: When a worker claimed the row; a stale claim is released by the dispatcher.
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: When the dispatcher last published a deliver task for the row; it is
+    #: not published again until a lease passes (no flood while queued).
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_error: Mapped[str | None] = mapped_column(sa.Text)
     #: Whether the message also goes out by e-mail (preferences, at creation).

@@ -1,0 +1,68 @@
+"""``flask --app mdt notifications …``: see and repair notification delivery."""
+from __future__ import annotations
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from mdt import clock
+from mdt.errors import DomainError
+from mdt.extensions import db
+from mdt.notifications import delivery
+from mdt.web import format_datetime
+
+notifications_cli = AppGroup("notifications", help="Notification delivery: status, resend, dispatch.")
+
+
+def _when(moment) -> str:
+    zone = current_app.config["DEFAULT_TIME_ZONE"]
+    return f"{format_datetime(moment, zone)} ({format_datetime(moment, 'UTC')})"
+
+
+@notifications_cli.command("status")
+def status_command() -> None:
+    """Show counts by status, the oldest pending notification and the last dispatcher run."""
+    status = delivery.delivery_status()
+    for name, count in status.counts.items():
+        click.echo(f"{name:>10}: {count}")
+    if status.oldest_pending_due_at is not None:
+        click.echo(f"oldest pending due: {_when(status.oldest_pending_due_at)}")
+    else:
+        click.echo("oldest pending due: none pending")
+    run = status.last_run
+    if run is None:
+        click.echo("last dispatcher run: never")
+    else:
+        click.echo(f"last dispatcher run: {_when(run.started_at)}, published {run.published}, "
+                   f"released {run.released}, left for later {run.unpublished}"
+                   + (f", error: {run.error}" if run.error else ""))
+    if status.dispatcher_stale:
+        minutes = int(delivery.DISPATCHER_STALE_AFTER.total_seconds() // 60)
+        click.secho(f"WARNING: the dispatcher has not run for {minutes} minutes: "
+                    "is celery beat running (see docs/operations.md)?", fg="yellow", err=True)
+
+
+@notifications_cli.command("resend")
+@click.argument("notification_id", type=int)
+def resend_command(notification_id: int) -> None:
+    """Queue a failed, cancelled or sent notification again."""
+    try:
+        notification = delivery.resend(notification_id)
+        db.session.commit()
+    except DomainError as exc:
+        db.session.rollback()
+        raise click.ClickException(exc.message) from exc
+    click.echo(f"Notification {notification.id} is pending again; the next dispatcher run "
+               "sends it.")
+
+
+@notifications_cli.command("dispatch")
+def dispatch_command() -> None:
+    """Run one dispatcher pass now (publishes due notifications to the broker)."""
+    result = delivery.dispatch()
+    if not result.ran:
+        raise click.ClickException("Another dispatcher holds the lease; try again in a minute.")
+    click.echo(f"{clock.now():%H:%M:%S} UTC: published {result.published}, released "
+               f"{result.released} stale claims, left {result.unpublished} for the next run.")
+    if result.error:
+        raise click.ClickException(result.error)

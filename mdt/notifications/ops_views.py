@@ -1,0 +1,40 @@
+"""The operations page for notification delivery: counts, failures, resend."""
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, url_for
+from flask_login import current_user
+
+from mdt.auth.models import Role
+from mdt.auth.permissions import roles_required
+from mdt.errors import DomainError
+from mdt.extensions import db
+from mdt.notifications import delivery
+
+bp = Blueprint("notifications_ops", __name__, url_prefix="/admin/notifications")
+
+
+@bp.get("")
+@roles_required(Role.ADMIN, Role.COORDINATOR)
+def index():
+    """Show delivery counts, the dispatcher's last run and the failed notifications."""
+    return render_template(
+        "notifications/ops.html", status=delivery.delivery_status(),
+        failed=delivery.failed_notifications(),
+        stale_minutes=int(delivery.DISPATCHER_STALE_AFTER.total_seconds() // 60))
+
+
+@bp.post("/<int:notification_id>/resend")
+@roles_required(Role.ADMIN, Role.COORDINATOR)
+def resend(notification_id: int):
+    """Queue a failed, cancelled or sent notification again."""
+    try:
+        delivery.resend(notification_id, actor_id=current_user.id)
+        db.session.commit()
+    except DomainError as exc:
+        db.session.rollback()
+        if exc.status_code == 404:
+            raise
+        flash(exc.message, "error")
+    else:
+        flash(f"Notification {notification_id} will be sent again within a minute.", "success")
+    return redirect(url_for("notifications_ops.index"))

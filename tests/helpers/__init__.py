@@ -1,0 +1,1 @@
+"""Real servers and processes for the worker and delivery tests."""

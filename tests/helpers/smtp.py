@@ -1,0 +1,66 @@
+"""A real SMTP server (aiosmtpd) on a free port that records what it receives."""
+from __future__ import annotations
+
+import email
+import email.policy
+import socket
+import threading
+from collections import Counter
+from collections.abc import Callable
+from email.message import EmailMessage
+
+from aiosmtpd.controller import Controller
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Sink:
+    """The aiosmtpd handler: keeps accepted messages; ``reply`` may refuse some."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+        self.refused = 0
+        self.lock = threading.Lock()
+        #: Called with each message before it is accepted; returns an SMTP
+        #: reply such as "451 try later" to refuse it, or None to accept.
+        self.reply: Callable[[EmailMessage], str | None] | None = None
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        message = email.message_from_bytes(envelope.original_content or envelope.content,
+                                           policy=email.policy.default)
+        refusal = self.reply(message) if self.reply else None
+        with self.lock:
+            if refusal:
+                self.refused += 1
+                return refusal
+            message["X-Envelope-To"] = ", ".join(envelope.rcpt_tos)
+            self.messages.append(message)
+        return "250 OK"
+
+    def snapshot(self) -> list[EmailMessage]:
+        with self.lock:
+            return list(self.messages)
+
+    def per_notification(self) -> Counter:
+        """How many messages arrived for each notification id."""
+        return Counter(int(m["X-MDT-Notification"]) for m in self.snapshot())
+
+
+class SMTPServer:
+    """``with SMTPServer() as smtp: ... smtp.port, smtp.sink.messages``."""
+
+    def __init__(self) -> None:
+        self.sink = Sink()
+        self.port = free_port()
+        self.controller = Controller(self.sink, hostname="127.0.0.1", port=self.port)
+
+    def __enter__(self) -> SMTPServer:
+        self.controller.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.controller.stop()

@@ -1,0 +1,304 @@
+"""Delivery in-process: claim, send, retry, fail, dispatch, lease, status, resend."""
+from __future__ import annotations
+
+import smtplib
+from datetime import timedelta
+from email.message import EmailMessage
+
+import pytest
+from sqlalchemy import select
+
+from mdt import clock
+from mdt.audit.models import AuditEntry
+from mdt.errors import ConflictError, NotFoundError
+from mdt.extensions import db
+from mdt.notifications import delivery, mail
+from mdt.notifications.delivery import Outcome
+from mdt.notifications.dispatch_models import DispatcherRun
+from mdt.notifications.models import Notification, NotificationKind, NotificationStatus
+
+from .factories import utc
+
+NOW = utc(2026, 12, 3, 9, 0)
+S = NotificationStatus
+
+
+def make_notification(user, *, due_at=None, status=S.PENDING, send_email=True, n=[0], **kw):
+    n[0] += 1
+    row = Notification(kind=NotificationKind.CONSENSUS_SIGNED, recipient=user,
+                       due_at=due_at or NOW - timedelta(minutes=1), status=status,
+                       dedup_key=f"test:{n[0]}", send_email=send_email, **kw)
+    db.session.add(row)
+    db.session.commit()
+    return row
+
+
+def fresh(notification_id: int) -> Notification:
+    db.session.expire_all()
+    return db.session.get(Notification, notification_id)
+
+
+class FakeBackend:
+    """Records messages; ``errors`` are raised, one per send, before accepting."""
+
+    def __init__(self, errors=()):
+        self.sent: list[tuple[str, EmailMessage]] = []
+        self.errors = list(errors)
+
+    def send(self, message, *, key):
+        if self.errors:
+            raise self.errors.pop(0)
+        self.sent.append((key, message))
+
+
+@pytest.fixture
+def backend(monkeypatch):
+    fake = FakeBackend()
+    monkeypatch.setattr(delivery, "get_backend", lambda config: fake)
+    return fake
+
+
+@pytest.fixture
+def rendered(monkeypatch):
+    """Replace build_email: a simple message per notification (None for ids in ``.stale``)."""
+
+    class Renderer:
+        stale: set[int] = set()
+
+        def __call__(self, notification):
+            if notification.id in self.stale:
+                return None
+            msg = EmailMessage()
+            msg["Subject"] = f"Consensus signed #{notification.id}"
+            msg["From"] = "someone-else@example.org"
+            msg["To"] = notification.recipient.email
+            msg.set_content("The consensus is signed.")
+            return msg
+
+    renderer = Renderer()
+    import mdt.notifications.render as render
+
+    monkeypatch.setattr(render, "build_email", renderer)
+    return renderer
+
+
+@pytest.fixture(autouse=True)
+def _now(frozen_clock):
+    frozen_clock(NOW)
+
+
+def test_deliver_claims_sends_and_marks_sent_once(make, backend, rendered, app):
+    row = make_notification(make.clinician(email="ref@example.org"))
+    assert delivery.deliver(row.id).outcome == Outcome.SENT
+    assert delivery.deliver(row.id).outcome == Outcome.SKIPPED  # a second delivery of the task
+    assert len(backend.sent) == 1
+    key, message = backend.sent[0]
+    assert key == str(row.id)
+    assert message["From"] == app.config["MAIL_SENDER"]
+    assert message["To"] == "ref@example.org"
+    assert message["X-MDT-Notification"] == str(row.id)
+    row = fresh(row.id)
+    assert (row.status, row.attempts, row.sent_at, row.claimed_at) == (S.SENT, 1, NOW, None)
+
+
+def test_claim_is_won_once_and_only_when_due_and_pending(make):
+    user = make.clinician()
+    due = make_notification(user)
+    later = make_notification(user, due_at=NOW + timedelta(hours=1))
+    cancelled = make_notification(user, status=S.CANCELLED)
+    assert delivery.claim(due.id) is True
+    assert delivery.claim(due.id) is False
+    assert delivery.claim(later.id) is False
+    assert delivery.claim(cancelled.id) is False
+    assert delivery.claim(999_999) is False
+    row = fresh(due.id)
+    assert (row.status, row.attempts, row.claimed_at) == (S.SENDING, 1, NOW)
+
+
+def test_no_longer_relevant_is_cancelled_without_mail(make, backend, rendered):
+    row = make_notification(make.clinician())
+    rendered.stale.add(row.id)
+    assert delivery.deliver(row.id).outcome == Outcome.CANCELLED
+    assert backend.sent == []
+    assert fresh(row.id).status == S.CANCELLED
+
+
+def test_email_switched_off_is_in_app_only(make, backend, rendered):
+    row = make_notification(make.clinician(), send_email=False)
+    assert delivery.deliver(row.id).outcome == Outcome.IN_APP
+    assert backend.sent == []
+    row = fresh(row.id)
+    assert (row.status, row.sent_at) == (S.SENT, NOW)
+
+
+def test_deactivated_recipient_is_cancelled(make, backend, rendered):
+    row = make_notification(make.clinician(is_active=False))
+    assert delivery.deliver(row.id).outcome == Outcome.CANCELLED
+    assert backend.sent == []
+    row = fresh(row.id)
+    assert (row.status, row.last_error) == (S.CANCELLED, "recipient deactivated")
+
+
+def test_transient_errors_retry_with_backoff_then_send(make, backend, rendered, app):
+    backend.errors = [smtplib.SMTPResponseException(451, b"try later"),
+                      ConnectionRefusedError("refused")]
+    row = make_notification(make.clinician())
+    first = delivery.deliver(row.id)
+    assert (first.outcome, first.retry_in) == (Outcome.RETRY, app.config["NOTIFY_RETRY_DELAY"])
+    after_first = fresh(row.id)
+    assert (after_first.status, after_first.dispatched_at) == (S.PENDING, NOW)
+    assert "451" in after_first.last_error
+    # Not published again by the dispatcher while the retry waits.
+    assert delivery.due_batch() == []
+    second = delivery.deliver(row.id)
+    assert (second.outcome, second.retry_in) == (Outcome.RETRY, 2 * app.config["NOTIFY_RETRY_DELAY"])
+    assert delivery.deliver(row.id).outcome == Outcome.SENT
+    assert len(backend.sent) == 1
+    assert fresh(row.id).attempts == 3
+
+
+def test_retry_delays_double_and_stay_capped_below_the_leases(app):
+    delays = [delivery.retry_delay(n) for n in range(1, 12)]
+    assert delays[:3] == [10.0, 20.0, 40.0]
+    assert max(delays) == app.config["NOTIFY_RETRY_MAX_DELAY"] == 300.0
+    assert max(delays) < delivery.DISPATCH_LEASE.total_seconds()
+    assert max(delays) < app.config["BROKER_VISIBILITY_TIMEOUT"] / 10
+
+
+def test_last_attempt_fails_the_row(make, backend, rendered, app, monkeypatch):
+    monkeypatch.setitem(app.config, "NOTIFY_MAX_RETRIES", 2)
+    backend.errors = [OSError("down")] * 3
+    row = make_notification(make.clinician())
+    outcomes = [delivery.deliver(row.id).outcome for _ in range(4)]
+    assert outcomes == [Outcome.RETRY, Outcome.RETRY, Outcome.FAILED, Outcome.SKIPPED]
+    row = fresh(row.id)
+    assert (row.status, row.attempts) == (S.FAILED, 3)
+    assert row.last_error.startswith("gave up after 3 attempts: OSError: down")
+
+
+def test_permanent_error_fails_at_once(make, backend, rendered):
+    backend.errors = [mail.PermanentMailError("550 no such user")]
+    row = make_notification(make.clinician())
+    assert delivery.deliver(row.id).outcome == Outcome.FAILED
+    row = fresh(row.id)
+    assert (row.status, row.attempts, row.last_error) == (S.FAILED, 1, "550 no such user")
+
+
+def test_rendering_bug_fails_the_row(make, backend, monkeypatch):
+    import mdt.notifications.render as render
+
+    monkeypatch.setattr(render, "build_email", lambda n: 1 / 0)
+    row = make_notification(make.clinician())
+    assert delivery.deliver(row.id).outcome == Outcome.FAILED
+    assert "ZeroDivisionError" in fresh(row.id).last_error
+
+
+def test_dispatch_publishes_due_rows_once_in_due_order(make):
+    user = make.clinician()
+    late = make_notification(user, due_at=NOW - timedelta(minutes=1))
+    early = make_notification(user, due_at=NOW - timedelta(hours=2))
+    make_notification(user, due_at=NOW + timedelta(minutes=1))  # not yet due
+    make_notification(user, status=S.SENT)
+    published: list[int] = []
+    result = delivery.dispatch(published.append)
+    assert (result.ran, result.published, result.unpublished) == (True, 2, 0)
+    assert published == [early.id, late.id]
+    # Published and not yet claimed: not published again within the lease...
+    assert delivery.dispatch(published.append).published == 0
+    # ...but again after it (the message was lost), and the claim keeps it single.
+    clock.set_now(NOW + delivery.DISPATCH_LEASE + timedelta(seconds=1))
+    assert delivery.dispatch(published.append).published == 3
+    assert db.session.scalar(select(DispatcherRun).order_by(DispatcherRun.id.desc())
+                             .limit(1)).published == 3
+
+
+def test_dispatch_in_batches(make, monkeypatch):
+    monkeypatch.setattr(delivery, "BATCH_SIZE", 2)
+    user = make.clinician()
+    rows = [make_notification(user) for _ in range(5)]
+    published: list[int] = []
+    assert delivery.dispatch(published.append).published == 5
+    assert sorted(published) == [r.id for r in rows]
+
+
+def test_broker_down_leaves_rows_pending_for_the_next_run(make):
+    user = make.clinician()
+    rows = [make_notification(user) for _ in range(3)]
+    published: list[int] = []
+
+    def flaky(notification_id):
+        if len(published) == 1:
+            raise ConnectionRefusedError("broker down")
+        published.append(notification_id)
+
+    result = delivery.dispatch(flaky)
+    assert (result.published, result.unpublished) == (1, 2)
+    assert "broker down" in result.error
+    assert all(fresh(r.id).status == S.PENDING for r in rows)
+    # The next run publishes the two that were left, not the first again.
+    retry: list[int] = []
+    assert delivery.dispatch(retry.append).published == 2
+    assert retry == [rows[1].id, rows[2].id]
+
+
+def test_dispatch_releases_claims_of_a_dead_worker(make):
+    row = make_notification(make.clinician())
+    assert delivery.claim(row.id)
+    published: list[int] = []
+    assert delivery.dispatch(published.append).released == 0  # a live claim is left alone
+    clock.set_now(NOW + delivery.CLAIM_LEASE + timedelta(seconds=1))
+    result = delivery.dispatch(published.append)
+    assert (result.released, published) == (1, [row.id])
+    assert fresh(row.id).status == S.PENDING
+
+
+def test_only_one_dispatcher_holds_the_lease(make):
+    row = make_notification(make.clinician())
+    assert delivery.acquire_lease(delivery.DISPATCHER_LEASE_NAME, "other", timedelta(minutes=5))
+    published: list[int] = []
+    assert delivery.dispatch(published.append).ran is False
+    assert published == []
+    # The holder may extend; a dead holder's lease expires.
+    assert delivery.acquire_lease(delivery.DISPATCHER_LEASE_NAME, "other", timedelta(minutes=5))
+    clock.set_now(NOW + timedelta(minutes=5, seconds=1))
+    assert delivery.dispatch(published.append).published == 1
+    assert published == [row.id]
+    # A finished run gives the lease back at once.
+    assert delivery.acquire_lease(delivery.DISPATCHER_LEASE_NAME, "third", timedelta(minutes=5))
+
+
+def test_status_counts_oldest_and_stale_dispatcher(make):
+    user = make.clinician()
+    make_notification(user, due_at=NOW - timedelta(hours=3))
+    make_notification(user)
+    make_notification(user, status=S.FAILED)
+    status = delivery.delivery_status()
+    assert status.counts == {"pending": 2, "sending": 0, "sent": 0, "failed": 1, "cancelled": 0}
+    assert status.oldest_pending_due_at == NOW - timedelta(hours=3)
+    assert status.last_run is None and status.dispatcher_stale
+    delivery.dispatch(lambda _id: None)
+    assert not delivery.delivery_status().dispatcher_stale
+    clock.set_now(NOW + timedelta(minutes=5, seconds=1))
+    assert delivery.delivery_status().dispatcher_stale
+
+
+@pytest.mark.parametrize("status", [S.FAILED, S.CANCELLED, S.SENT])
+def test_resend_puts_the_row_back_and_audits(make, status):
+    row = make_notification(make.clinician(), status=status, attempts=6, last_error="550",
+                            sent_at=NOW if status == S.SENT else None)
+    coordinator = make.coordinator()
+    delivery.resend(row.id, actor_id=coordinator.id)
+    db.session.commit()
+    row = fresh(row.id)
+    assert (row.status, row.attempts, row.last_error, row.sent_at) == (S.PENDING, 0, None, None)
+    entry = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "notification.resend")).one()
+    assert (entry.actor_id, entry.object_id, entry.data) == (
+        coordinator.id, row.id, {"status": [status.value, "pending"]})
+
+
+def test_resend_refuses_pending_and_unknown(make):
+    row = make_notification(make.clinician())
+    with pytest.raises(ConflictError):
+        delivery.resend(row.id)
+    with pytest.raises(NotFoundError):
+        delivery.resend(999_999)
