@@ -23,6 +23,10 @@ class Sex(enum.StrEnum):
     OTHER = "other"
     UNKNOWN = "unknown"
 
+    @property
+    def label(self) -> str:
+        return self.value.capitalize()
+
 
 class Patient(TimestampMixin, Base):
     """A person with cancer. Never deleted; may have several cases over time."""
@@ -53,9 +57,24 @@ class MarkerStatus(enum.StrEnum):
         return self.value.replace("_", " ").capitalize()
 
 
+#: ECOG performance status grades with their standard one-line meanings
+#: (Oken MM et al., Am J Clin Oncol 1982;5:649, as published by ECOG-ACRIN).
+ECOG_GRADES: dict[int, str] = {
+    0: "Fully active; no restriction of pre-disease activity",
+    1: "Restricted in strenuous activity; ambulatory, able to do light or sedentary work",
+    2: "Ambulatory and capable of all self-care; unable to work; up and about more than 50% of waking hours",
+    3: "Capable of only limited self-care; in bed or chair more than 50% of waking hours",
+    4: "Completely disabled; no self-care; totally confined to bed or chair",
+}
+
+
 class CaseStatus(enum.StrEnum):
     OPEN = "open"
     CLOSED = "closed"
+
+    @property
+    def label(self) -> str:
+        return self.value.capitalize()
 
 
 class Case(TimestampMixin, Base):
@@ -122,6 +141,10 @@ class Case(TimestampMixin, Base):
 class ReferenceKind(enum.StrEnum):
     IMAGING = "imaging"
     PATHOLOGY = "pathology"
+
+    @property
+    def label(self) -> str:
+        return self.value.capitalize()
 
 
 class CaseReference(TimestampMixin, Base):

@@ -35,6 +35,12 @@ def _valid_zone(form, field) -> None:
         raise ValidationError("Unknown time zone; use an IANA name such as Asia/Shanghai.")
 
 
+def _at_least_one(form, field) -> None:
+    # Not DataRequired: its "required" flag would make every checkbox mandatory.
+    if not field.data:
+        raise ValidationError("Choose at least one core discipline.")
+
+
 def parse_offsets(text: str | None) -> list[int]:
     """Parse "1440, 60" into minutes; raise ValueError on anything else."""
     parts = [p.strip() for p in (text or "").replace(";", ",").split(",") if p.strip()]
@@ -69,7 +75,7 @@ class SeriesForm(FlaskForm):
     core_disciplines = MultiCheckboxField(
         "Core disciplines (all must be present for quorum)", choices=enum_choices(Discipline),
         default=list(DEFAULT_CORE_DISCIPLINES),
-        validators=[DataRequired(message="Choose at least one core discipline.")])
+        validators=[_at_least_one])
     cutoff_hours = IntegerField("Case submission cutoff (hours before the start)", default=24,
                                 validators=[InputRequired(), NumberRange(min=0, max=24 * 14)])
     reminder_offsets = StringField(
