@@ -435,3 +435,18 @@ def test_upcoming_meetings_for(make, frozen_clock):
     assert not_invited.id
     assert [m.id for m in services.upcoming_meetings_for(person, 5)] == [sooner.id, later.id]
     assert [m.id for m in services.upcoming_meetings_for(person, 1)] == [sooner.id]
+
+
+def test_list_meetings_keeps_a_meeting_in_progress_upcoming(make, frozen_clock):
+    frozen_clock(NOW)
+    series = make.series()
+    running = make.meeting(series=series, starts_at=NOW - timedelta(minutes=30))  # 90 min long
+    over = make.meeting(series=series, starts_at=NOW - timedelta(hours=3))
+    old = make.meeting(series=series, starts_at=NOW - timedelta(days=7))
+    soon = make.meeting(series=series, starts_at=NOW + timedelta(days=2))
+    make.item(meeting=soon)
+    make.item(meeting=soon)
+    listing = services.list_meetings()
+    assert [m.id for m in listing.upcoming] == [running.id, soon.id]
+    assert [m.id for m in listing.past] == [over.id, old.id]
+    assert listing.item_counts == {soon.id: 2}

@@ -12,7 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import joinedload, lazyload, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
 from mdt import clock
@@ -83,6 +83,10 @@ def _check_version(obj: Any, expected: int | None, what: str) -> None:
         raise ConflictError(f"Someone else changed this {what} since you opened it. "
                             "Nothing was saved: reload the page to see their changes, "
                             "then make yours again.")
+
+
+def _is_coordinator(user: User) -> bool:
+    return user.has_role(Role.COORDINATOR, Role.ADMIN)
 
 
 # --- series -----------------------------------------------------------------
@@ -229,15 +233,23 @@ class MeetingList:
 
 
 def list_meetings(*, upcoming_limit: int = 20, past_limit: int = 10) -> MeetingList:
-    """Return upcoming and recent past meetings with their agenda sizes (3 queries)."""
+    """Return current and upcoming, then recent past meetings with their agenda sizes.
+
+    Three queries whatever the number of meetings. A meeting still in progress
+    counts as upcoming (meetings last less than a day).
+    """
     now = clock.now()
-    opts = (joinedload(Meeting.series), joinedload(Meeting.chair))
-    upcoming = list(db.session.scalars(
-        select(Meeting).where(Meeting.starts_at >= now).options(*opts)
-        .order_by(Meeting.starts_at).limit(upcoming_limit)))
-    past = list(db.session.scalars(
-        select(Meeting).where(Meeting.starts_at < now).options(*opts)
+    horizon = now - timedelta(days=1)
+    # The chairs' roles are not shown: skip their per-query selectin load.
+    opts = (joinedload(Meeting.series), joinedload(Meeting.chair).lazyload(User.role_rows))
+    recent = list(db.session.scalars(
+        select(Meeting).where(Meeting.starts_at >= horizon).options(*opts)
+        .order_by(Meeting.starts_at).limit(upcoming_limit + past_limit)))
+    earlier = list(db.session.scalars(
+        select(Meeting).where(Meeting.starts_at < horizon).options(*opts)
         .order_by(Meeting.starts_at.desc()).limit(past_limit)))
+    upcoming = [m for m in recent if m.ends_at > now][:upcoming_limit]
+    past = ([m for m in reversed(recent) if m.ends_at <= now] + earlier)[:past_limit]
     ids = [m.id for m in upcoming + past]
     counts = dict(db.session.execute(
         select(AgendaItem.meeting_id, func.count()).where(AgendaItem.meeting_id.in_(ids))
@@ -251,14 +263,6 @@ def upcoming_meetings_for(user: User, limit: int = 5) -> list[Meeting]:
         select(Meeting).join(Attendance, Attendance.meeting_id == Meeting.id)
         .where(Attendance.user_id == user.id, Meeting.status == MeetingStatus.SCHEDULED,
                Meeting.starts_at > clock.now())
-        .options(joinedload(Meeting.series)).order_by(Meeting.starts_at).limit(limit)))
-
-
-def upcoming_meetings(*, limit: int = 20) -> list[Meeting]:
-    """Return scheduled meetings that have not started yet, soonest first."""
-    return list(db.session.scalars(
-        select(Meeting).where(Meeting.status == MeetingStatus.SCHEDULED,
-                              Meeting.starts_at > clock.now())
         .options(joinedload(Meeting.series)).order_by(Meeting.starts_at).limit(limit)))
 
 
@@ -336,10 +340,6 @@ def get_item(item_id: int) -> AgendaItem:
 def is_item_decided(item: AgendaItem) -> bool:
     """Return True if the item has a consensus or has left the pending state."""
     return item.consensus is not None or item.status != ItemStatus.PENDING
-
-
-def _is_coordinator(user: User) -> bool:
-    return user.has_role(Role.COORDINATOR, Role.ADMIN)
 
 
 def addable_cases(user: User, meeting: Meeting) -> list[Case]:
