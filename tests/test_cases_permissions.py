@@ -89,3 +89,24 @@ def test_nothing_changes_on_get(client, make, login_as):
         client.get(url)
     assert client.get(f"/cases/{case.id}/references").status_code == 405
     assert db.session.scalar(select(func.count(AuditEntry.id))) == 0
+
+
+def test_responsible_clinician_reads_but_does_not_change_the_case(client, make, login_as):
+    from mdt import clock
+    from mdt.decisions.models import Consensus, Outcome
+
+    responsible = make.clinician()
+    item = make.item()
+    db.session.add(Consensus(agenda_item_id=item.id, outcome=Outcome.AGREED,
+                             recommendation="SBRT", responsible_clinician_id=responsible.id,
+                             attendees_snapshot=[], was_quorate=True,
+                             signed_by_id=make.specialist().id, signed_at=clock.now()))
+    db.session.commit()
+    case_id = item.case_id
+    login_as(responsible)
+    html = client.get(f"/cases/{case_id}").get_data(as_text=True)
+    assert f"/cases/{case_id}/edit" not in html and f"/cases/{case_id}/agenda" not in html
+    assert f'action="/cases/{case_id}/references"' not in html
+    assert client.get(f"/cases/{case_id}/edit").status_code == 403
+    assert client.post(f"/cases/{case_id}/references", data={}).status_code == 403
+    assert f"/cases/{case_id}\"" in client.get("/cases").get_data(as_text=True)

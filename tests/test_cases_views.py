@@ -248,3 +248,27 @@ def test_search_by_hospital_number_is_posted_never_in_the_url(client, make, logi
     html = page(response)
     assert f"/cases/{target.id}\"" in html and f"/cases/{other.id}\"" not in html
     assert target.patient.hospital_number not in response.request.url
+
+
+def test_case_page_links_to_items_report_and_agenda_by_role(client, make, login_as):
+    case = make.case()
+    item = make.item(case=case)
+    add_link = f'href="/cases/{case.id}/agenda"'
+    login_as(case.referring_clinician)
+    html = page(client.get(f"/cases/{case.id}"))
+    assert f'href="/items/{item.id}"' in html
+    assert f'href="/cases/{case.id}/report"' in html
+    assert add_link in html and f'href="/cases/{case.id}/edit"' in html
+    login_as(make.admin())
+    html = page(client.get(f"/cases/{case.id}"))
+    assert add_link in html and f'href="/cases/{case.id}/edit"' not in html
+
+
+def test_lookup_without_a_number_or_of_an_unknown_number(client, make, login_as):
+    login_as(make.clinician())
+    empty = page(client.post("/cases/new", data={"hospital_number": "", "lookup": "Look up"}))
+    assert 'id="hospital_number-err"' in empty
+    unknown = page(client.post("/cases/new", data={"hospital_number": "H404", "patient_name": "New",
+                                                   "lookup": "Look up"}))
+    assert "No patient has this hospital number yet" in unknown and 'value="New"' in unknown
+    assert db.session.scalar(select(func.count(Patient.id))) == 0

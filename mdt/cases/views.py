@@ -14,6 +14,7 @@ from mdt.cases.models import ECOG_GRADES, Case, ReferenceKind, Sex
 from mdt.errors import ConflictError, DomainError, NotFoundError
 from mdt.extensions import db
 from mdt.forms import choices
+from mdt.meetings import services as meetings
 from mdt.web import apply_field_errors
 
 bp = Blueprint("cases", __name__, url_prefix="/cases")
@@ -89,7 +90,9 @@ def new():
         # Whatever page we show next has shown this patient: the next submit confirms them.
         form.confirmed_patient_id.data = str(existing.id) if existing else ""
     if form.lookup.data:
-        if existing is None and form.hospital_number.data:
+        if not (form.hospital_number.data or "").strip():
+            form.hospital_number.errors = ["Type a hospital number to look up."]
+        elif existing is None:
             flash("No patient has this hospital number yet: fill in their details to register them.",
                   "info")
         return render_template("cases/new.html", form=form, existing=existing)
@@ -133,9 +136,15 @@ def _render_detail(case_id: int, reference_form: ReferenceForm | None = None, st
     return render_template(
         "cases/detail.html", page=page, case=page.case,
         can_edit=services.may_edit_case(current_user, page.case),
+        can_add_to_meeting=_may_add_to_meeting(page.case),
         reference_form=reference_form or ReferenceForm(formdata=None),
         ecog_grades=ECOG_GRADES,
     ), status
+
+
+def _may_add_to_meeting(case: Case) -> bool:
+    """Ask the meetings feature whether this user may put the case on an agenda."""
+    return meetings.may_propose_cases(current_user, case)
 
 
 # --- Edit -------------------------------------------------------------------
