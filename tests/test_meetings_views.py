@@ -341,11 +341,14 @@ def test_invitee_answers_for_themself_only(client, make, login_as, frozen_clock)
 
 
 def test_chair_records_presence_on_the_day(client, make, login_as, frozen_clock):
-    frozen_clock(NOW)
+    frozen_clock(NOW - timedelta(days=1))
     chair = make.specialist()
     meeting = make.meeting(chair=chair, starts_at=NOW + timedelta(hours=4))
     attendance = make.attendance(meeting, make.specialist(), present=False)
     login_as(chair)
+    assert ">Present</button>" not in page(client.get(f"/meetings/{meeting.id}"))
+    frozen_clock(NOW)
+    assert ">Present</button>" in page(client.get(f"/meetings/{meeting.id}"))
     assert client.post(f"/attendances/{attendance.id}/presence",
                        data={"presence": "present"}).status_code == 302
     db.session.expire_all()

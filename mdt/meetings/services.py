@@ -675,6 +675,12 @@ def may_record_presence(user: User, meeting: Meeting) -> bool:
     return _is_coordinator(user) or (meeting.chair_id is not None and meeting.chair_id == user.id)
 
 
+def presence_open(meeting: Meeting) -> bool:
+    """Return True from the meeting's local day on (presence is recorded on the day)."""
+    local_day = meeting.starts_at.astimezone(zone(meeting.time_zone)).date()
+    return local_now(meeting.time_zone).date() >= local_day
+
+
 def record_presence(attendance: Attendance, user: User, presence: Presence | str) -> None:
     """Mark an attendee present or absent, from the day of the meeting."""
     presence = Presence(presence)
@@ -682,8 +688,7 @@ def record_presence(attendance: Attendance, user: User, presence: Presence | str
     if not may_record_presence(user, meeting):
         raise ForbiddenError("Only a coordinator or the meeting's chair records who is present.")
     _require_scheduled(meeting)
-    if local_now(meeting.time_zone).date() < meeting.starts_at.astimezone(
-            zone(meeting.time_zone)).date():
+    if not presence_open(meeting):
         raise InvalidError("Presence is recorded on the day of the meeting.")
     diff = audit.changes(attendance, {"presence": presence})
     if diff:

@@ -158,7 +158,8 @@ def detail(meeting_id: int):
         visible=services.visible_case_ids(current_user, (i.case_id for i in meeting.items)),
         cutoff=services.cutoff_at(meeting), started=services.has_started(meeting),
         can_manage=can_manage,
-        can_record_presence=services.may_record_presence(current_user, meeting),
+        can_record_presence=(services.may_record_presence(current_user, meeting)
+                             and services.presence_open(meeting)),
         can_carry={i.id: services.can_carry_over(i) for i in meeting.items},
         invite_form=invite_form, triage_form=f.TriageForm(), status_form=f.StatusForm(),
         response_form=f.ResponseForm(), presence_form=f.PresenceForm(),
