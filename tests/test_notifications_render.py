@@ -184,3 +184,178 @@ def test_nothing_for_deactivated_person(setting):
     row = _row(NotificationKind.MEETING_REMINDER, person, meeting=meeting)
     assert row.status == NotificationStatus.PENDING
     assert build_email(row) is None
+
+
+# --- the other kinds ---------------------------------------------------------------------------
+
+from datetime import date  # noqa: E402
+
+from mdt.auth.models import Discipline  # noqa: E402
+from mdt.decisions.models import (  # noqa: E402
+    Amendment,
+    Consensus,
+    ConsensusAction,
+    Outcome,
+)
+from mdt.meetings.models import ItemStatus, Response  # noqa: E402
+
+
+def _consensus(item, *, responsible=None, actions=()) -> Consensus:
+    consensus = Consensus(agenda_item=item, outcome=Outcome.AGREED, recommendation="SBRT 8 Gy",
+                          responsible_clinician_id=responsible.id if responsible else None,
+                          attendees_snapshot=[], was_quorate=True,
+                          signed_by_id=item.case.referring_clinician_id, signed_at=NOW)
+    with db.session.no_autoflush:
+        consensus.actions = [ConsensusAction(description=d, owner_id=o.id, due_on=due)
+                             for d, o, due in actions]
+        db.session.add(consensus)
+    db.session.commit()
+    return consensus
+
+
+def test_consensus_signed_links_to_the_report(setting, make):
+    _, patient, meeting, item = setting
+    responsible = make.clinician(name="Rui Resp", time_zone="Asia/Shanghai")
+    consensus = _consensus(item, responsible=responsible)
+    msg = build_email(_row(NotificationKind.CONSENSUS_SIGNED, responsible, case=item.case,
+                           consensus_id=consensus.id, role="responsible"))
+    assert msg["Subject"] == f"Consensus signed: Case {item.case_id}"
+    assert msg["To"] == f"Rui Resp <{responsible.email}>"
+    text, html = _parts(msg)
+    for body in (text, html):
+        assert f"http://mdt.test/cases/{item.case_id}/report" in body
+        assert "responsible clinician" in body
+        assert "Recommendation agreed" in body
+        assert "Thu 03 Dec 2026, 14:00 CST (Asia/Shanghai)" in body
+        assert "SBRT 8 Gy" not in body  # clinical free text stays in the app
+    _assert_minimal_patient_data(msg, patient)
+    assert not list(p for p in msg.walk() if p.get_content_type() == "text/calendar")
+
+
+def test_amendment_names_author_not_text(setting, make):
+    _, patient, _, item = setting
+    referrer = item.case.referring_clinician
+    consensus = _consensus(item)
+    amendment = Amendment(consensus=consensus, author=make.specialist(name="Ann Author"),
+                          created_at=NOW, reason="Wrong dose typed",
+                          correction="Read 8 Gy single fraction")
+    db.session.add(amendment)
+    db.session.commit()
+    msg = build_email(_row(NotificationKind.AMENDMENT, referrer, case=item.case,
+                           consensus_id=consensus.id, amendment_id=amendment.id,
+                           role="referrer"))
+    assert msg["Subject"] == f"Consensus amended: Case {item.case_id}"
+    text, html = _parts(msg)
+    assert "Ann Author" in text and "you referred" in text
+    assert "8 Gy single" not in text and "Wrong dose" not in html
+    _assert_minimal_patient_data(msg, patient)
+
+
+def test_action_due_and_overdue(setting, make):
+    person, patient, _, item = setting
+    consensus = _consensus(item, actions=[("Book planning CT for Li Wei", person,
+                                           date(2026, 12, 14))])
+    action = consensus.actions[0]
+    due = build_email(_row(NotificationKind.ACTION_DUE, person, case=item.case,
+                           action_id=action.id, overdue=False, key="due"))
+    late = build_email(_row(NotificationKind.ACTION_DUE, person, case=item.case,
+                            action_id=action.id, overdue=True, key="late"))
+    assert due["Subject"] == f"Action due today: Case {item.case_id}"
+    assert late["Subject"] == f"Action overdue: Case {item.case_id}"
+    assert "due today, 14 Dec 2026" in _parts(due)[0]
+    assert "was due on 14 Dec 2026" in _parts(late)[0]
+    assert "planning CT" not in due.as_string()
+    _assert_minimal_patient_data(due, patient)
+    # A row for someone who does not own the action is not sent.
+    assert build_email(_row(NotificationKind.ACTION_DUE, make.specialist(), case=item.case,
+                            action_id=action.id, overdue=False, key="other")) is None
+
+
+def test_case_deferred_with_reason_and_new_date(setting, make):
+    _, patient, meeting, item = setting
+    referrer = item.case.referring_clinician
+    item.status, item.status_reason = ItemStatus.DEFERRED, "Awaiting spine MRI"
+    later = make.meeting(series=meeting.series, starts_at=utc(2026, 12, 10, 6, 0))
+    new_item = make.item(meeting=later, case=item.case)
+    db.session.commit()
+    msg = build_email(_row(NotificationKind.CASE_DEFERRED, referrer, case=item.case,
+                           item_id=item.id, new_item_id=new_item.id, key="a"))
+    assert msg["To"].endswith(f"<{referrer.email}>")
+    assert msg["Subject"] == (f"Case carried over: Case {item.case_id} to "
+                              "Thu 10 Dec 2026, 14:00 CST (Asia/Shanghai)")
+    text, html = _parts(msg)
+    for body in (text, html):
+        assert "Awaiting spine MRI" in body
+        assert "Thu 10 Dec 2026, 14:00 CST (Asia/Shanghai)" in body
+    _assert_minimal_patient_data(msg, patient)
+    new_item.status = ItemStatus.WITHDRAWN  # the case withdrawn from the new meeting
+    db.session.commit()
+    assert build_email(_row(NotificationKind.CASE_DEFERRED, referrer, case=item.case,
+                            item_id=item.id, new_item_id=new_item.id, key="b")) is None
+
+
+def test_case_deferred_without_new_meeting(setting):
+    _, _, _, item = setting
+    item.status, item.status_reason = ItemStatus.DEFERRED, "Awaiting biopsy"
+    db.session.commit()
+    msg = build_email(_row(NotificationKind.CASE_DEFERRED, item.case.referring_clinician,
+                           case=item.case, item_id=item.id))
+    assert msg["Subject"] == f"Case deferred: Case {item.case_id}"
+    text = _parts(msg)[0]
+    assert "Awaiting biopsy" in text and "a coordinator can carry it over" in text
+    assert f"http://mdt.test/cases/{item.case_id}" in text
+
+
+def test_agenda_closing_for_coordinator_and_waiting_referrer(setting, make):
+    _, _, meeting, item = setting
+    coordinator = make.coordinator()
+    busy = item.case.referring_clinician  # their case is already on the agenda
+    waiting = make.clinician()
+    waiting_case = make.case(referrer=waiting, patient=make.patient(name="Mo Zed",
+                                                                     hospital_number="X0000987"))
+    msg = build_email(_row(NotificationKind.AGENDA_CLOSING, coordinator, meeting=meeting,
+                           key="c"))
+    assert msg["Subject"].startswith("Agenda closing Wed 02 Dec 2026, 14:00 CST (Asia/Shanghai)")
+    assert build_email(_row(NotificationKind.AGENDA_CLOSING, busy, meeting=meeting,
+                            key="b")) is None
+    nudge = build_email(_row(NotificationKind.AGENDA_CLOSING, waiting, meeting=meeting, key="w"))
+    text = _parts(nudge)[0]
+    assert f"Case {waiting_case.id} · M.Z. …987" in text
+    assert f"http://mdt.test/cases/{waiting_case.id}" in text
+
+
+def test_opinion_pending_lists_items_missing_the_persons_opinion(setting, make):
+    person, patient, meeting, item = setting
+    author = make.specialist(discipline=Discipline.ORTHOPAEDICS)
+    first = make.proposal(item=item, author=author)
+    second = make.proposal(item=item, author=author)
+    make.proposal(item=item, author=person)  # their own does not count
+    row = _row(NotificationKind.OPINION_PENDING, person, meeting=meeting)
+    msg = build_email(row)
+    assert msg["Subject"].startswith("Your opinion is awaited on 1 case: Bone metastasis MDT")
+    assert "2 proposals without your opinion" in _parts(msg)[0]
+    _assert_minimal_patient_data(msg, patient)
+    make.opinion(first, person)
+    make.opinion(second, person)
+    assert build_email(row) is None  # every proposal has their opinion
+
+
+def test_opinion_pending_none_when_not_for_discussion_or_declined(setting, make):
+    person, _, meeting, item = setting
+    make.proposal(item=item, author=make.specialist())
+    row = _row(NotificationKind.OPINION_PENDING, person, meeting=meeting)
+    assert build_email(row) is not None
+    item.triage = Triage.STANDARD_OF_CARE
+    db.session.commit()
+    assert build_email(row) is None
+    item.triage = Triage.FOR_DISCUSSION
+    db.session.commit()
+    attendance = meeting.attendances[0]
+    attendance.response = Response.DECLINED
+    db.session.commit()
+    assert build_email(row) is None
+
+
+def test_opinion_pending_none_without_proposals(setting):
+    person, _, meeting, _ = setting
+    assert build_email(_row(NotificationKind.OPINION_PENDING, person, meeting=meeting)) is None

@@ -3,13 +3,16 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from mdt.auth.models import User
 from mdt.db import Base, TimestampMixin, UTCDateTime, str_enum
+
+if TYPE_CHECKING:
+    from mdt.meetings.models import Meeting
 
 
 class NotificationKind(enum.StrEnum):
@@ -70,9 +73,45 @@ class Notification(TimestampMixin, Base):
     payload: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
 
     recipient: Mapped[User] = relationship()
+    meeting: Mapped[Meeting | None] = relationship()
 
     __table_args__ = (
         sa.CheckConstraint("attempts >= 0", name="attempts_not_negative"),
         # The dispatcher's scan: pending rows by due time.
         sa.Index("ix_notifications_pending_due", "status", "due_at"),
     )
+
+
+class NotificationPreference(Base):
+    """One person's choice to receive (or not) one kind of notification by e-mail.
+
+    No row means the default: e-mailed. The in-app centre shows every kind.
+    """
+
+    __tablename__ = "notification_preferences"
+
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    kind: Mapped[NotificationKind] = mapped_column(
+        str_enum(NotificationKind, "notification_preference_kind"), primary_key=True)
+    send_email: Mapped[bool] = mapped_column(default=True)
+
+
+class CalendarFeedToken(TimestampMixin, Base):
+    """The secret behind a person's private calendar feed URL; one per person.
+
+    Only the SHA-256 of the token is stored, so a database leak does not
+    expose feeds; the URL is shown once, when the token is made. Revoking
+    deletes the row; regenerating replaces the hash.
+    """
+
+    __tablename__ = "calendar_feed_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"),
+                                         unique=True)
+    #: Hex SHA-256 of the secret token.
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    user: Mapped[User] = relationship()

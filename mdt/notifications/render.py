@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime as rfc2822_date
 from email.utils import formataddr, parseaddr
@@ -28,10 +28,19 @@ from flask import current_app
 from sqlalchemy.orm import selectinload
 
 from mdt import clock
-from mdt.auth.models import User
-from mdt.cases.models import Case
+from mdt.auth.models import Role, User
+from mdt.cases.models import Case, CaseStatus
+from mdt.decisions.models import Amendment, Consensus, ConsensusAction, Outcome, Proposal
 from mdt.extensions import db
-from mdt.meetings.models import AgendaItem, Attendance, ItemStatus, Meeting
+from mdt.meetings.models import (
+    AgendaItem,
+    Attendance,
+    ItemStatus,
+    Meeting,
+    MeetingStatus,
+    Response,
+    Triage,
+)
 from mdt.notifications import ics
 from mdt.notifications.models import Notification, NotificationKind
 
@@ -171,7 +180,7 @@ def _invitation(notification: Notification) -> Draft | None:
     if meeting is None or not _is_attendee(meeting, notification.recipient):
         return None
     ctx = _base_context(notification, meeting)
-    is_update = meeting.sequence > 0
+    is_update = int(notification.payload.get("sequence", 0)) > 0
     ctx.update(is_update=is_update, agenda=_agenda(meeting))
     verb = "Updated" if is_update else "Invitation"
     subject = f"{verb}: {meeting.series.name}, {ctx['when'](meeting.starts_at)}"
@@ -204,9 +213,153 @@ def _meeting_reminder(notification: Notification) -> Draft | None:
     return Draft(subject, ctx)
 
 
+def _agenda_closing(notification: Notification) -> Draft | None:
+    meeting = _upcoming_meeting(notification)
+    if meeting is None:
+        return None
+    cutoff = meeting.starts_at - timedelta(hours=meeting.series.cutoff_hours)
+    if cutoff <= clock.now():
+        return None
+    user = notification.recipient
+    waiting = [] if user.has_role(Role.COORDINATOR) else waiting_cases(user)
+    if not user.has_role(Role.COORDINATOR) and not waiting:
+        return None  # a referrer with nothing to put forward needs no nudge
+    ctx = _base_context(notification, meeting)
+    ctx.update(cutoff=cutoff, waiting=waiting, agenda=_agenda(meeting),
+               case_link=lambda case: link(f"/cases/{case.id}"))
+    subject = (f"Agenda closing {ctx['when'](cutoff)}: {meeting.series.name}, "
+               f"{ctx['when'](meeting.starts_at)}")
+    return Draft(subject, ctx)
+
+
+def waiting_cases(user: User) -> list[Case]:
+    """Return ``user``'s open referrals not yet on an upcoming agenda nor decided."""
+    on_agenda = (sa.select(AgendaItem.case_id).join(Meeting, AgendaItem.meeting_id == Meeting.id)
+                 .where(AgendaItem.status == ItemStatus.PENDING,
+                        Meeting.status == MeetingStatus.SCHEDULED,
+                        Meeting.starts_at > clock.now()))
+    decided = (sa.select(AgendaItem.case_id).join(Consensus)
+               .where(Consensus.outcome == Outcome.AGREED))
+    return list(db.session.scalars(
+        sa.select(Case).where(Case.referring_clinician_id == user.id,
+                              Case.status == CaseStatus.OPEN,
+                              Case.id.not_in(on_agenda), Case.id.not_in(decided))
+        .options(selectinload(Case.patient)).order_by(Case.id)))
+
+
+def _opinion_pending(notification: Notification) -> Draft | None:
+    meeting = _upcoming_meeting(notification)
+    user = notification.recipient
+    if meeting is None or not _will_attend(meeting, user):
+        return None
+    items = awaiting_opinion(meeting, user)
+    if not items:
+        return None
+    ctx = _base_context(notification, meeting)
+    ctx.update(items=items)
+    count = len(items)
+    subject = (f"Your opinion is awaited on {count} case{'' if count == 1 else 's'}: "
+               f"{meeting.series.name}, {ctx['when'](meeting.starts_at)}")
+    return Draft(subject, ctx)
+
+
+def awaiting_opinion(meeting: Meeting, user: User) -> list[tuple[AgendaItem, int]]:
+    """Return the items for discussion with proposals ``user`` has not given an opinion on.
+
+    Each with how many such proposals; a person's own proposals do not count.
+    """
+    items = db.session.scalars(
+        sa.select(AgendaItem)
+        .where(AgendaItem.meeting_id == meeting.id, AgendaItem.status == ItemStatus.PENDING,
+               AgendaItem.triage == Triage.FOR_DISCUSSION)
+        .options(selectinload(AgendaItem.case).selectinload(Case.patient),
+                 selectinload(AgendaItem.proposals).selectinload(Proposal.opinions))
+        .order_by(AgendaItem.position))
+    result = []
+    for item in items:
+        missing = [p for p in item.proposals if not p.is_withdrawn and p.author_id != user.id
+                   and all(o.user_id != user.id for o in p.opinions)]
+        if missing:
+            result.append((item, len(missing)))
+    return result
+
+
+def _will_attend(meeting: Meeting, user: User) -> bool:
+    response = db.session.scalar(sa.select(Attendance.response).where(
+        Attendance.meeting_id == meeting.id, Attendance.user_id == user.id))
+    return response in (Response.INVITED, Response.ACCEPTED)
+
+
+def _consensus_context(notification: Notification,
+                       consensus: Consensus) -> dict[str, Any]:
+    item = consensus.agenda_item
+    ctx = _base_context(notification)
+    ctx["zone"] = recipient_zone(notification.recipient, item.meeting)
+    zone = ctx["zone"]
+    ctx.update(when=lambda moment: format_when(moment, zone), consensus=consensus, item=item,
+               case=item.case, case_meeting=item.meeting,
+               role=notification.payload.get("role"),
+               report_link=link(f"/cases/{item.case_id}/report"))
+    return ctx
+
+
+def _consensus_signed(notification: Notification) -> Draft | None:
+    consensus = db.session.get(Consensus, notification.payload.get("consensus_id"))
+    if consensus is None:
+        return None
+    ctx = _consensus_context(notification, consensus)
+    return Draft(f"Consensus signed: Case {ctx['case'].id}", ctx)
+
+
+def _amendment(notification: Notification) -> Draft | None:
+    amendment = db.session.get(Amendment, notification.payload.get("amendment_id"))
+    if amendment is None:
+        return None
+    ctx = _consensus_context(notification, amendment.consensus)
+    ctx.update(amendment=amendment)
+    return Draft(f"Consensus amended: Case {ctx['case'].id}", ctx)
+
+
+def _action_due(notification: Notification) -> Draft | None:
+    action = db.session.get(ConsensusAction, notification.payload.get("action_id"))
+    if action is None or action.owner_id != notification.recipient_id or action.due_on is None:
+        return None
+    ctx = _consensus_context(notification, action.consensus)
+    overdue = bool(notification.payload.get("overdue"))
+    ctx.update(action=action, overdue=overdue)
+    state = "overdue" if overdue else "due today"
+    return Draft(f"Action {state}: Case {ctx['case'].id}", ctx)
+
+
+def _case_deferred(notification: Notification) -> Draft | None:
+    item = db.session.get(AgendaItem, notification.payload.get("item_id"))
+    if item is None:
+        return None
+    new_item_id = notification.payload.get("new_item_id") or item.carried_to_id
+    new_item = db.session.get(AgendaItem, new_item_id) if new_item_id else None
+    if new_item is not None and new_item.status == ItemStatus.WITHDRAWN:
+        return None
+    ctx = _base_context(notification, item.meeting)
+    ctx.update(item=item, case=item.case, new_item=new_item,
+               new_meeting=new_item.meeting if new_item else None,
+               case_link=link(f"/cases/{item.case_id}"))
+    if new_item is not None:
+        subject = (f"Case carried over: Case {item.case_id} to "
+                   f"{ctx['when'](new_item.meeting.starts_at)}")
+    else:
+        subject = f"Case deferred: Case {item.case_id}"
+    return Draft(subject, ctx)
+
+
 _BUILDERS: dict[NotificationKind, Callable[[Notification], Draft | None]] = {
     NotificationKind.INVITATION: _invitation,
     NotificationKind.MEETING_REMINDER: _meeting_reminder,
+    NotificationKind.AGENDA_CLOSING: _agenda_closing,
+    NotificationKind.OPINION_PENDING: _opinion_pending,
+    NotificationKind.CONSENSUS_SIGNED: _consensus_signed,
+    NotificationKind.AMENDMENT: _amendment,
+    NotificationKind.ACTION_DUE: _action_due,
+    NotificationKind.CASE_DEFERRED: _case_deferred,
 }
 
 
@@ -244,3 +397,41 @@ def _message_id(notification: Notification) -> str:
     domain = parseaddr(current_app.config["MAIL_SENDER"])[1].rpartition("@")[2] or "localhost"
     return f"<mdt.notification.{notification.id}@{domain}>"
 
+
+
+# --- one line for the in-app notification centre -------------------------------------------------
+
+KIND_LABELS = {
+    NotificationKind.INVITATION: "Invitation",
+    NotificationKind.MEETING_REMINDER: "Meeting reminder",
+    NotificationKind.AGENDA_CLOSING: "Agenda closing",
+    NotificationKind.OPINION_PENDING: "Opinion awaited",
+    NotificationKind.CONSENSUS_SIGNED: "Consensus signed",
+    NotificationKind.AMENDMENT: "Consensus amended",
+    NotificationKind.ACTION_DUE: "Action due",
+    NotificationKind.CASE_DEFERRED: "Case deferred or carried over",
+}
+
+
+def headline(notification: Notification, zone: str) -> tuple[str, str, str | None]:
+    """Return (label, one-line text, path) for the notification centre, without queries.
+
+    Uses only the row and its eager-loaded meeting; patient data: none (case number).
+    """
+    kind, payload, meeting = notification.kind, notification.payload, notification.meeting
+    label = KIND_LABELS[kind]
+    if kind == NotificationKind.INVITATION and payload.get("method") == ics.CANCEL:
+        label = "Removed from meeting" if payload.get("reason") == "removed" else "Meeting cancelled"
+    elif kind == NotificationKind.INVITATION and int(payload.get("sequence", 0)) > 0:
+        label = "Meeting changed"
+    elif kind == NotificationKind.ACTION_DUE and payload.get("overdue"):
+        label = "Action overdue"
+    if kind in (NotificationKind.CONSENSUS_SIGNED, NotificationKind.AMENDMENT,
+                NotificationKind.ACTION_DUE):
+        return label, f"Case {notification.case_id}", f"/cases/{notification.case_id}/report"
+    if kind == NotificationKind.CASE_DEFERRED:
+        return label, f"Case {notification.case_id}", f"/cases/{notification.case_id}"
+    if meeting is not None:
+        when = format_when(meeting.starts_at, zone)
+        return label, f"{meeting.series.name}, {when}", f"/meetings/{meeting.id}"
+    return label, "", None
