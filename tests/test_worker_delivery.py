@@ -7,6 +7,8 @@ server in this process. Assertions count what the SMTP server received.
 """
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from collections import Counter
 from datetime import timedelta
@@ -125,3 +127,154 @@ def test_reminders_reach_smtp_through_a_worker_on_the_embedded_broker(
     # A second dispatcher pass finds nothing more to do.
     assert delivery.dispatch().published == 0
     assert len(smtp.sink.snapshot()) == 3
+
+
+@pytest.fixture
+def shared_redis() -> str:
+    """The shared Redis at 127.0.0.1:6379, on a database number of these tests' own."""
+    if not redis_reachable():
+        need_server("Redis", "127.0.0.1:6379")
+    return f"redis://127.0.0.1:6379/{REDIS_DB}"
+
+
+@pytest.fixture
+def private_redis(tmp_path):
+    """A redis-server of this test's own, which the test may stop and start."""
+    if not RedisServer.available():
+        need_server("redis-server", "not on PATH")
+    server = RedisServer(free_port(), tmp_path)
+    yield server
+    server.stop()
+
+
+def test_reminders_reach_smtp_through_a_worker_on_redis(
+        make, smtp, queue, shared_redis, broker_config, start_worker):
+    broker_config(shared_redis, queue)
+    meeting, people, ids = meeting_with_attendees(make, 4)
+    worker = start_worker(shared_redis, queue)
+    assert delivery.dispatch().published == 4
+    wait_until_sent(ids, worker)
+    assert_each_arrived_once(smtp, ids, people, meeting)
+
+
+def test_worker_killed_mid_batch_loses_nothing_and_doubles_nothing(
+        make, smtp, queue, shared_redis, broker_config, start_worker):
+    broker_config(shared_redis, queue)
+    meeting, people, ids = meeting_with_attendees(make, 6)
+    smtp.sink.hold_at = 2  # the third message keeps the worker waiting for our reply
+    first = start_worker(shared_redis, queue)
+    assert delivery.dispatch().published == 6
+    wait_for(smtp.sink.holding.is_set, 20, "the worker to be in the middle of a send")
+    first.kill()
+    smtp.sink.release.set()
+    assert statuses(ids) == Counter({S.SENT: 2, S.SENDING: 1, S.PENDING: 3})
+    second = start_worker(shared_redis, queue)
+    # The three tasks still queued go to the new worker; the killed one's row stays
+    # claimed until its lease passes (time is moved on, not waited for).
+    wait_for(lambda: statuses(ids)[S.SENT] == 5, 20, "the queued notifications")
+    clock.set_now(clock.now() + delivery.CLAIM_LEASE + timedelta(seconds=1))
+    result = delivery.dispatch()
+    assert (result.released, result.published) == (1, 1)
+    wait_until_sent(ids, second)
+    assert_each_arrived_once(smtp, ids, people, meeting)
+
+
+def test_redis_down_while_changes_commit_then_everything_goes_once_it_is_back(
+        make, smtp, queue, private_redis, broker_config, start_worker, client, login_as):
+    url = f"redis://127.0.0.1:{private_redis.port}/0"
+    private_redis.start()
+    broker_config(url, queue)
+    worker = start_worker(url, queue)
+    meeting = make.meeting(starts_at=(clock.now() + timedelta(days=3)).replace(microsecond=0))
+    people = [make.specialist(email=f"invitee{i}@example.org") for i in range(3)]
+    private_redis.stop()
+
+    login_as(make.coordinator())
+    for person in people:
+        started = time.monotonic()
+        response = client.post(f"/meetings/{meeting.id}/attendees", data={"user_id": person.id})
+        # The page never talks to the broker: it answers at database speed.
+        assert time.monotonic() - started < 1.0
+        assert response.status_code == 302
+    db.session.rollback()
+    ids = list(db.session.scalars(select(Notification.id).where(
+        Notification.kind == NotificationKind.INVITATION, Notification.meeting_id == meeting.id)))
+    assert len(ids) == 3
+
+    started = time.monotonic()
+    down = delivery.dispatch()
+    assert (down.published, down.unpublished) == (0, 3)
+    assert time.monotonic() - started < 15  # bounded, not hung
+    assert statuses(ids) == Counter({S.PENDING: 3})
+
+    private_redis.start()
+    up = delivery.dispatch()
+    assert (up.published, up.unpublished) == (3, 0)
+    wait_until_sent(ids, worker, timeout=40)
+    counts = smtp.sink.per_notification()
+    assert counts == Counter({i: 1 for i in ids})
+    assert sorted(m["X-Envelope-To"] for m in smtp.sink.snapshot()) == sorted(
+        p.email for p in people)
+    assert all(" ".join(str(m["Subject"]).split()).startswith("Invitation: Bone metastasis MDT")
+               for m in smtp.sink.snapshot())
+
+
+def test_smtp_answering_4xx_for_a_while_is_retried_and_delivered(
+        make, smtp, queue, tmp_path, broker_config, start_worker):
+    broker_url = f"sqla+sqlite:///{tmp_path / 'broker.sqlite'}"
+    broker_config(broker_url, queue)
+    meeting, people, ids = meeting_with_attendees(make, 2)
+    busy = iter(range(3))  # the first three attempts are refused
+    smtp.sink.reply = lambda msg: "451 4.3.2 system busy" if next(busy, None) is not None else None
+    worker = start_worker(broker_url, queue)
+    assert delivery.dispatch().published == 2
+    wait_until_sent(ids, worker)
+    assert smtp.sink.refused == 3
+    assert_each_arrived_once(smtp, ids, people, meeting)
+    db.session.rollback()
+    attempts = db.session.scalar(select(func.sum(Notification.attempts))
+                                 .where(Notification.id.in_(ids)))
+    assert attempts == 2 + 3
+
+
+def test_two_dispatchers_at_once_send_each_notification_once(
+        make, smtp, queue, shared_redis, broker_config, start_worker, app):
+    broker_config(shared_redis, queue)
+    meeting, people, ids = meeting_with_attendees(make, 8)
+    barrier = threading.Barrier(2)
+    results = []
+
+    def dispatcher() -> None:
+        with app.app_context():
+            barrier.wait()
+
+            def slow_publish(notification_id: int) -> None:
+                time.sleep(0.02)  # keep the two runs overlapping
+                delivery.publish_deliver(notification_id)
+
+            results.append(delivery.dispatch(slow_publish))
+
+    threads = [threading.Thread(target=dispatcher) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(r.ran for r in results) == [False, True]  # the lease let one run
+    assert sum(r.published for r in results) == 8
+    # Even a dispatcher without the lease publishing everything again sends nothing twice.
+    for notification_id in ids:
+        delivery.publish_deliver(notification_id)
+    worker = start_worker(shared_redis, queue)
+    wait_until_sent(ids, worker)
+    wait_for(lambda: queue_length(shared_redis, queue) == 0, 20, "the queue to drain")
+    assert_each_arrived_once(smtp, ids, people, meeting)
+
+
+def queue_length(url: str, queue: str) -> int:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        return client.llen(queue)
+    finally:
+        client.close()

@@ -60,12 +60,23 @@ def celery_settings(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def publisher_app(app: Flask | None = None) -> Celery:
-    """Return the Celery app to publish with: the worker's, or a light one of our own."""
+    """Return a light Celery app to publish with, which gives up quickly on a dead broker.
+
+    It is separate from the worker's app (also in the worker process) because
+    its connection must fail fast, while the worker's consumer keeps
+    reconnecting until the broker is back.
+    """
     app = app or current_app._get_current_object()  # type: ignore[attr-defined]
-    celery_app = app.extensions.get("celery") or app.extensions.get("mdt_publisher")
+    celery_app = app.extensions.get("mdt_publisher")
     if celery_app is None:
+        settings = celery_settings(app.config)
+        # kombu's own connection retries (redis-py's come on top): one, quick.
+        settings["broker_transport_options"] = {
+            **settings["broker_transport_options"],
+            "max_retries": 1, "interval_start": 0, "interval_step": 0.5, "interval_max": 1,
+        }
         celery_app = Celery("mdt-publisher", set_as_current=False)
-        celery_app.conf.update(celery_settings(app.config))
+        celery_app.conf.update(settings)
         app.extensions["mdt_publisher"] = celery_app
     return celery_app
 

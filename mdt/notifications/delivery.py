@@ -114,8 +114,9 @@ def publish_deliver(notification_id: int) -> None:
     broker.publish(broker.DELIVER_TASK, notification_id)
 
 
-def dispatch(publish: Publisher = publish_deliver, *, holder: str | None = None) -> DispatchResult:
+def dispatch(publish: Publisher | None = None, *, holder: str | None = None) -> DispatchResult:
     """Run one dispatcher pass: release stale claims, publish every due row, record the run."""
+    publish = publish or publish_deliver
     holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     if not acquire_lease(DISPATCHER_LEASE_NAME, holder, DISPATCHER_LEASE):
         log.info("another dispatcher holds the lease; skipping this run")

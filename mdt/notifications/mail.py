@@ -116,6 +116,10 @@ class SMTPBackend:
         except (smtplib.SMTPException, OSError):
             self._close()
 
+    def close(self) -> None:
+        """Close this thread's kept-open connection, if any."""
+        self._close()
+
     def _close(self) -> None:
         connection = getattr(self._local, "connection", None)
         self._local.connection = None

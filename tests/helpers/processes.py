@@ -83,9 +83,10 @@ class Worker:
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
+            # Cold shutdown: the test is over, nothing is waiting on the worker.
+            os.killpg(self.process.pid, signal.SIGQUIT)
             try:
-                self.process.wait(timeout=15)
+                self.process.wait(timeout=1.5)
             except subprocess.TimeoutExpired:
                 self.kill()
         self._log.close()

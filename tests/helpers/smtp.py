@@ -1,6 +1,7 @@
 """A real SMTP server (aiosmtpd) on a free port that records what it receives."""
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import socket
@@ -28,10 +29,22 @@ class Sink:
         #: Called with each message before it is accepted; returns an SMTP
         #: reply such as "451 try later" to refuse it, or None to accept.
         self.reply: Callable[[EmailMessage], str | None] | None = None
+        #: Hold the message that arrives once this many were accepted: the
+        #: sender waits for our reply until ``release`` is set (a test kills
+        #: it meanwhile); the held message is then refused, never accepted.
+        self.hold_at: int | None = None
+        self.holding = threading.Event()
+        self.release = threading.Event()
 
     async def handle_DATA(self, server, session, envelope) -> str:
         message = email.message_from_bytes(envelope.original_content or envelope.content,
                                            policy=email.policy.default)
+        if self.hold_at is not None and len(self.messages) == self.hold_at \
+                and not self.holding.is_set():
+            self.holding.set()
+            while not self.release.is_set():
+                await asyncio.sleep(0.05)
+            return "421 4.4.2 connection lost before the message was accepted"
         refusal = self.reply(message) if self.reply else None
         with self.lock:
             if refusal:
@@ -63,4 +76,5 @@ class SMTPServer:
         return self
 
     def __exit__(self, *exc) -> None:
+        self.sink.release.set()
         self.controller.stop()
