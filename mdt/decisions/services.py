@@ -47,7 +47,8 @@ from mdt.decisions.models import (
 )
 from mdt.errors import ConflictError, ForbiddenError, ImmutableError, InvalidError, NotFoundError
 from mdt.extensions import db
-from mdt.meetings.models import AgendaItem, Attendance, ItemStatus, Meeting, Presence
+from mdt.meetings import services as meetings
+from mdt.meetings.models import AgendaItem, ItemStatus, Meeting
 from mdt.notifications import services as notifications
 
 SIGNED_MESSAGE = ("A signed consensus cannot be changed. To correct it, add an amendment "
@@ -59,34 +60,11 @@ CONFLICT_MESSAGE = ("Someone else changed this proposal after you opened it. Not
                     "if they still make sense.")
 
 
-# --- Meeting facts (read directly until meetings.services offers them) -------------------
+# --- Meeting facts (from the meetings feature) -------------------------------------------
 
-@dataclass(frozen=True)
-class Quorum:
-    is_quorate: bool
-    present_attendees: list[User]
-    missing_disciplines: list[Discipline]
-
-
-def has_started(meeting: Meeting) -> bool:
-    """Return True once the meeting's start time has passed."""
-    return clock.now() >= meeting.starts_at
-
-
-def quorum(meeting: Meeting) -> Quorum:
-    """Return who is present and whether every core discipline is among them."""
-    present = list(db.session.scalars(
-        select(User).join(Attendance, Attendance.user_id == User.id)
-        .where(Attendance.meeting_id == meeting.id, Attendance.presence == Presence.PRESENT)
-        .order_by(User.name)))
-    have = {user.discipline.value for user in present}
-    missing = [Discipline(d) for d in meeting.series.core_disciplines if d not in have]
-    return Quorum(not missing, present, missing)
-
-
-def is_item_decided(item: AgendaItem) -> bool:
-    """Return True once the item has a signed consensus or left the pending state."""
-    return item.consensus is not None or item.status != ItemStatus.PENDING
+has_started = meetings.has_started
+is_item_decided = meetings.is_item_decided
+quorum = meetings.quorum
 
 
 # --- Who may do what -----------------------------------------------------------------
@@ -514,15 +492,12 @@ def sign_consensus(user: User, item: AgendaItem, *, outcome: Outcome,
     consensus = _build_consensus(user, item, outcome, recommendation, reason, list(adopted_ids),
                                  Intent(intent), responsible_clinician_id, list(actions),
                                  _clean(dissent), at_signing, non_quorate_reason)
-    _set_item_status(item, outcome, reason)
     try:
         db.session.flush()
     except IntegrityError as exc:  # another request signed it between our check and flush
         raise ConflictError("This item's consensus has just been signed by another request; "
                             "it cannot be signed twice.") from exc
-    except StaleDataError as exc:
-        raise ConflictError("The agenda item was changed meanwhile; reload and sign "
-                            "again.") from exc
+    _set_item_status(item, outcome, reason)
     record("consensus.signed", f"Consensus signed for agenda item {item.id}: {outcome}",
            obj=consensus, case_id=item.case_id,
            data={"outcome": outcome, "intent": consensus.intent, "was_quorate":
@@ -593,14 +568,15 @@ def _actions_error(actions: list[ActionInput]) -> str | None:
 def _build_consensus(user: User, item: AgendaItem, outcome: Outcome, recommendation: str | None,
                      reason: str | None, adopted_ids: list[int], intent: Intent,
                      responsible_clinician_id: int | None, actions: list[ActionInput],
-                     dissent: str | None, at_signing: Quorum,
+                     dissent: str | None, at_signing: meetings.Quorum,
                      non_quorate_reason: str | None) -> Consensus:
     by_id = {p.id: p for p in item.proposals}
     consensus = Consensus(
         agenda_item=item, outcome=outcome, recommendation=recommendation, reason=reason,
         intent=intent, responsible_clinician_id=responsible_clinician_id, dissent=dissent,
-        attendees_snapshot=[{"user_id": u.id, "name": u.name, "discipline": u.discipline.value}
-                            for u in at_signing.present_attendees],
+        attendees_snapshot=[{"user_id": a.user.id, "name": a.user.name,
+                             "discipline": a.user.discipline.value}
+                            for a in at_signing.present_attendees],
         was_quorate=at_signing.is_quorate,
         non_quorate_reason=None if at_signing.is_quorate else non_quorate_reason,
         signed_by=user, signed_at=clock.now(),
@@ -613,12 +589,22 @@ def _build_consensus(user: User, item: AgendaItem, outcome: Outcome, recommendat
 
 
 def _set_item_status(item: AgendaItem, outcome: Outcome, reason: str | None) -> None:
+    """Discussed (agreed, no consensus) or deferred (with the reason), as the outcome says."""
     new = ItemStatus.DEFERRED if outcome == Outcome.DEFERRED else ItemStatus.DISCUSSED
+    if item.status == ItemStatus.PENDING:
+        meetings.set_item_status(item, new, reason if new == ItemStatus.DEFERRED else None)
+        return
+    # A coordinator already marked it discussed; the chair's outcome has the last word.
     diff = changes(item, {"status": new,
                           "status_reason": reason if new == ItemStatus.DEFERRED else None})
     if diff:
-        record("item.status_changed", f"Agenda item {item.id} {new} at signing", obj=item,
-               case_id=item.case_id, data=diff)
+        try:
+            db.session.flush()
+        except StaleDataError as exc:
+            raise ConflictError("The agenda item was changed meanwhile; reload and sign "
+                                "again.") from exc
+        record(f"agenda_item.{new.value}", f"Agenda item {item.id} {new.value} at signing",
+               obj=item, case_id=item.case_id, data=diff)
 
 
 # --- Amendments ------------------------------------------------------------------------

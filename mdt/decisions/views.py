@@ -11,6 +11,7 @@ from mdt.decisions.forms import AmendmentForm, ConsensusForm, OpinionForm, Propo
 from mdt.decisions.models import Intent, Modality, Outcome, Stance
 from mdt.errors import ConflictError, ForbiddenError, ImmutableError, InvalidError, NotFoundError
 from mdt.extensions import db
+from mdt.meetings import services as meetings
 from mdt.web import apply_field_errors
 
 bp = Blueprint("decisions", __name__)
@@ -42,7 +43,8 @@ def _render_item(page: services.ItemPage, bound: dict[int, OpinionForm] | None =
         may_sign=(services.is_chair(current_user, item.meeting) and item.consensus is None
                   and not item.meeting.is_cancelled),
         may_amend=item.consensus is not None and services.can_amend(current_user, item.consensus),
-        is_coordinator=current_user.has_role(Role.COORDINATOR),
+        is_coordinator=current_user.has_role(Role.COORDINATOR, Role.ADMIN),
+        may_carry_over=meetings.can_carry_over(item),
         can_edit=lambda p: services.can_edit_proposal(current_user, p),
     ), status
 
