@@ -11,6 +11,8 @@ from sqlalchemy import func, select
 from mdt.audit.models import AuditEntry
 from mdt.extensions import db
 
+from .test_cases_views import sign_consensus
+
 ROLES = ("admin", "coordinator", "specialist", "referrer", "other_clinician", "anonymous")
 
 
@@ -79,7 +81,12 @@ def test_a_hidden_case_looks_exactly_like_a_missing_one(client, make, login_as):
     hidden = client.get(f"/cases/{case.id}")
     missing = client.get("/cases/999999")
     assert hidden.status_code == missing.status_code == 404
-    assert hidden.get_data() == missing.get_data()
+
+    def main(response):
+        html = response.get_data(as_text=True)
+        return html[html.index("<main"):html.index("</main>")]
+
+    assert main(hidden) == main(missing)
 
 
 def test_nothing_changes_on_get(client, make, login_as):
@@ -92,16 +99,9 @@ def test_nothing_changes_on_get(client, make, login_as):
 
 
 def test_responsible_clinician_reads_but_does_not_change_the_case(client, make, login_as):
-    from mdt import clock
-    from mdt.decisions.models import Consensus, Outcome
-
     responsible = make.clinician()
     item = make.item()
-    db.session.add(Consensus(agenda_item_id=item.id, outcome=Outcome.AGREED,
-                             recommendation="SBRT", responsible_clinician_id=responsible.id,
-                             attendees_snapshot=[], was_quorate=True,
-                             signed_by_id=make.specialist().id, signed_at=clock.now()))
-    db.session.commit()
+    sign_consensus(make, item, responsible)
     case_id = item.case_id
     login_as(responsible)
     html = client.get(f"/cases/{case_id}").get_data(as_text=True)

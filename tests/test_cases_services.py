@@ -14,6 +14,7 @@ from mdt.errors import ConflictError, ForbiddenError, InvalidError, NotFoundErro
 from mdt.extensions import db
 
 from .factories import utc
+from .test_cases_views import sign_consensus
 
 NEW_PATIENT = services.PatientInput(hospital_number=" h0001 ", name="Li  Wei",
                                     date_of_birth=date(1958, 3, 2), sex=Sex.MALE)
@@ -173,7 +174,7 @@ def test_failed_insert_leaves_neither_case_nor_audit_entry(make, monkeypatch):
 
 def test_database_check_constraint_failure_rolls_back_the_change_and_its_entry(make, monkeypatch):
     case = make.case(ecog=1)
-    monkeypatch.setattr(services, "clean_case_values", lambda values: values)  # skip our checks
+    monkeypatch.setattr(services, "clean_case_values", lambda values, case=None: values)  # skip our checks
     with pytest.raises(ConflictError):  # ck_cases_ecog_range refuses it in the database
         services.update_case(case, expected_version=1, actor=case.referring_clinician,
                              values={"ecog": 9})
@@ -266,18 +267,10 @@ def test_list_cases_by_role_and_search(make):
 
 
 def test_responsible_clinician_sees_the_case_but_cannot_edit_it(make):
-    from mdt import clock
-    from mdt.decisions.models import Consensus, Outcome
-
     responsible = make.clinician()
     item = make.item()
     assert services.list_cases(responsible) == []
-    db.session.add(Consensus(agenda_item_id=item.id, outcome=Outcome.AGREED,
-                             responsible_clinician_id=responsible.id, attendees_snapshot=[],
-                             recommendation="SBRT 24 Gy in 2 fractions",
-                             was_quorate=True, signed_by_id=make.specialist().id,
-                             signed_at=clock.now()))
-    db.session.commit()
+    sign_consensus(make, item, responsible)
     assert [c.id for c in services.list_cases(responsible)] == [item.case_id]
     assert services.can_view_case(responsible, item.case)
     assert not services.may_edit_case(responsible, item.case)
@@ -290,3 +283,26 @@ def test_today_uses_the_default_time_zone(app, frozen_clock):
         assert services.today() == date(2026, 11, 28)
     finally:
         app.config["DEFAULT_TIME_ZONE"] = old
+
+
+def test_a_partial_edit_checks_variants_against_the_saved_status(make):
+    positive = make.case(egfr_status=MarkerStatus.POSITIVE)
+    untested = make.case()
+    diff = services.update_case(positive, expected_version=1, actor=make.coordinator(),
+                                values={"egfr_variant": "L858R"})
+    assert diff == {"egfr_variant": [None, "L858R"]}
+    with pytest.raises(InvalidError) as err:
+        services.update_case(untested, expected_version=1, actor=make.coordinator(),
+                             values={"egfr_variant": "L858R"})
+    assert "egfr_variant" in err.value.fields
+
+
+def test_changing_the_referrer_names_the_new_one_in_the_summary(make):
+    case = make.case()
+    new = make.clinician(name="Dr New")
+    services.update_case(case, expected_version=1, actor=make.coordinator(), values={},
+                         referrer=new)
+    db.session.commit()
+    entry = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "case.updated")).one()
+    assert entry.summary.endswith("referrer now Dr New")
+    assert entry.data["referring_clinician_id"][1] == new.id

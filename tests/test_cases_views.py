@@ -20,6 +20,20 @@ REFERRAL = {
 }
 
 
+def sign_consensus(make, item, responsible=None):
+    """A signed consensus row for ``item`` (built directly, like the factories)."""
+    from mdt import clock
+    from mdt.decisions.models import Consensus, Outcome
+
+    consensus = Consensus(agenda_item_id=item.id, outcome=Outcome.AGREED, recommendation="SBRT",
+                          responsible_clinician_id=responsible.id if responsible else None,
+                          attendees_snapshot=[], was_quorate=True,
+                          signed_by_id=make.specialist().id, signed_at=clock.now())
+    db.session.add(consensus)
+    db.session.commit()
+    return consensus
+
+
 def page(response) -> str:
     return response.get_data(as_text=True)
 
@@ -135,7 +149,7 @@ def _case_with(make, n: int, **kw) -> Case:
     case = make.case(**kw)
     for i in range(n):
         make.reference(case, accession_number=f"R{i}")
-        make.item(case=case)
+        sign_consensus(make, make.item(case=case))
     return case
 
 
@@ -257,7 +271,10 @@ def test_case_page_links_to_items_report_and_agenda_by_role(client, make, login_
     login_as(case.referring_clinician)
     html = page(client.get(f"/cases/{case.id}"))
     assert f'href="/items/{item.id}"' in html
-    assert f'href="/cases/{case.id}/report"' in html
+    assert f'href="/cases/{case.id}/report"' not in html  # nothing signed yet
+    sign_consensus(make, item)
+    html = page(client.get(f"/cases/{case.id}"))
+    assert f'href="/cases/{case.id}/report"' in html and "Consensus signed" in html
     assert add_link in html and f'href="/cases/{case.id}/edit"' in html
     login_as(make.admin())
     html = page(client.get(f"/cases/{case.id}"))

@@ -262,19 +262,40 @@ def _blank_to_none(value: Any) -> Any:
     return value
 
 
-def clean_case_values(values: dict[str, Any]) -> dict[str, Any]:
-    """Check and normalise the clinical fields; raise InvalidError naming the bad fields."""
+def clean_case_values(values: dict[str, Any], case: Case | None = None) -> dict[str, Any]:
+    """Check and normalise clinical fields (against ``case`` for a partial edit); raise InvalidError."""
     unknown = set(values) - set(CASE_FIELDS)
     if unknown:
         raise InvalidError(f"Unknown case fields: {', '.join(sorted(unknown))}.")
     clean = {name: _blank_to_none(value) for name, value in values.items()}
-    errors: dict[str, str] = {}
-    for name in _MARKERS:
-        if name in clean:
-            try:
-                clean[name] = MarkerStatus(clean[name] or MarkerStatus.NOT_TESTED)
-            except ValueError:
-                errors[name] = "Choose a status from the list."
+    errors = _marker_errors(clean) | _bounds_errors(clean)
+    if "question" in clean and not clean["question"]:
+        errors["question"] = "Say what you are asking the MDT."
+    if "primary_site" in clean and not clean["primary_site"]:
+        clean["primary_site"] = "Lung"
+    merged = {**{name: getattr(case, name) for name in CASE_FIELDS if case is not None}, **clean}
+    for marker, variant in (("egfr_status", "egfr_variant"), ("kras_status", "kras_variant")):
+        if merged.get(variant) and merged.get(marker) != MarkerStatus.POSITIVE:
+            errors.setdefault(variant, "A variant is recorded only when the status is Positive.")
+    if errors:
+        raise InvalidError("Some case details need attention.", fields=errors)
+    return clean
+
+
+def _marker_errors(clean: dict[str, Any]) -> dict[str, str]:
+    """Turn marker statuses into MarkerStatus (blank: not tested), in place."""
+    errors = {}
+    for name in set(_MARKERS) & set(clean):
+        try:
+            clean[name] = MarkerStatus(clean[name] or MarkerStatus.NOT_TESTED)
+        except ValueError:
+            errors[name] = "Choose a status from the list."
+    return errors
+
+
+def _bounds_errors(clean: dict[str, Any]) -> dict[str, str]:
+    """Numbers within their clinical range, text within its column's length."""
+    errors = {}
     for name, (low, high, message) in _RANGES.items():
         value = clean.get(name)
         if value is not None and not (isinstance(value, int) and low <= value <= high):
@@ -283,16 +304,7 @@ def clean_case_values(values: dict[str, Any]) -> dict[str, Any]:
         limit = getattr(Case.__table__.c[name].type, "length", None)
         if isinstance(value, str) and limit and len(value) > limit:
             errors[name] = f"At most {limit} characters."
-    if "question" in clean and not clean["question"]:
-        errors["question"] = "Say what you are asking the MDT."
-    if "primary_site" in clean and not clean["primary_site"]:
-        clean["primary_site"] = "Lung"
-    for marker, variant in (("egfr_status", "egfr_variant"), ("kras_status", "kras_variant")):
-        if clean.get(variant) and clean.get(marker) != MarkerStatus.POSITIVE:
-            errors[variant] = "A variant is recorded only when the status is Positive."
-    if errors:
-        raise InvalidError("Some case details need attention.", fields=errors)
-    return clean
+    return errors
 
 
 def _flush(conflict_message: str) -> None:
@@ -340,7 +352,7 @@ def update_case(case: Case, *, expected_version: int, values: dict[str, Any], ac
     if expected_version != case.version:
         raise ConflictError("Someone else changed this case since you opened it. "
                             "Nothing was saved; review the current version and apply your changes again.")
-    clean = clean_case_values(values)
+    clean = clean_case_values(values, case)
     if referrer is not None and referrer.id != case.referring_clinician_id:
         if not may_choose_referrer(actor):
             raise ForbiddenError("Only a coordinator changes the referring clinician.")
@@ -348,7 +360,10 @@ def update_case(case: Case, *, expected_version: int, values: dict[str, Any], ac
         clean["referring_clinician_id"] = referrer.id
     diff = audit.changes(case, clean)
     if diff:
-        audit.record("case.updated", f"Case {case.id} updated ({', '.join(diff)})", obj=case,
+        summary = f"Case {case.id} updated ({', '.join(diff)})"
+        if "referring_clinician_id" in diff:
+            summary += f"; referrer now {referrer.name}"
+        audit.record("case.updated", summary, obj=case,
                      case_id=case.id, actor_id=actor.id, data=diff)
         _flush("Someone else changed this case at the same moment. Nothing was saved; "
                "review the current version and apply your changes again.")
@@ -357,25 +372,9 @@ def update_case(case: Case, *, expected_version: int, values: dict[str, Any], ac
 
 # --- References -------------------------------------------------------------
 
-def _check_url(url: str | None) -> str | None:
-    url = _blank_to_none(url)
-    if url is None:
-        return None
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise InvalidError("The link must be a web address starting with http:// or https://.",
-                           fields={"url": "Use a web address starting with http:// or https://."})
-    return url
-
-
-def add_reference(case: Case, *, kind: ReferenceKind, accession_number: str, performed_on: date | None,
-                  description: str, actor: User, url: str | None = None) -> CaseReference:
-    """Attach an imaging study or pathology report to a case."""
-    if not may_edit_case(actor, case):
-        raise ForbiddenError("You may read this case but not change it.")
+def _reference_errors(accession_number: str, performed_on: date | None, description: str,
+                      url: str | None) -> dict[str, str]:
     errors = {}
-    accession_number = (accession_number or "").strip()
-    description = (description or "").strip()
     if not accession_number:
         errors["accession_number"] = "The accession number is required."
     elif len(accession_number) > 64:
@@ -388,12 +387,23 @@ def add_reference(case: Case, *, kind: ReferenceKind, accession_number: str, per
         errors["performed_on"] = "The date is required."
     elif performed_on > today():
         errors["performed_on"] = "The date cannot be in the future."
-    try:
-        url = _check_url(url)
-        if url and len(url) > 500:
+    if url is not None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            errors["url"] = "Use a web address starting with http:// or https://."
+        elif len(url) > 500:
             errors["url"] = "At most 500 characters."
-    except InvalidError as exc:
-        errors.update(exc.fields)
+    return errors
+
+
+def add_reference(case: Case, *, kind: ReferenceKind, accession_number: str, performed_on: date | None,
+                  description: str, actor: User, url: str | None = None) -> CaseReference:
+    """Attach an imaging study or pathology report to a case."""
+    if not may_edit_case(actor, case):
+        raise ForbiddenError("You may read this case but not change it.")
+    accession_number, description = (accession_number or "").strip(), (description or "").strip()
+    url = _blank_to_none(url)
+    errors = _reference_errors(accession_number, performed_on, description, url)
     if errors:
         raise InvalidError("The reference needs attention.", fields=errors)
     reference = CaseReference(case=case, kind=ReferenceKind(kind), accession_number=accession_number,
@@ -444,6 +454,10 @@ class CasePage:
     items: list[Any]
     readiness: Readiness
 
+    @property
+    def has_consensus(self) -> bool:
+        return any(item.consensus is not None for item in self.items)
+
 
 def case_page(user: User, case_id: int) -> CasePage:
     """Load a case the user may read with its patient, references and agenda items."""
@@ -454,7 +468,7 @@ def case_page(user: User, case_id: int) -> CasePage:
         raise NotFoundError("No such case.")
     items = list(db.session.scalars(
         select(AgendaItem).where(AgendaItem.case_id == case.id)
-        .options(joinedload(AgendaItem.meeting))
+        .options(joinedload(AgendaItem.meeting), selectinload(AgendaItem.consensus))
         .order_by(AgendaItem.id)))
     items.sort(key=lambda item: item.meeting.starts_at)
     return CasePage(case=case, items=items, readiness=readiness(case))
