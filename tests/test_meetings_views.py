@@ -393,3 +393,16 @@ def test_meetings_list_runs_a_fixed_number_of_queries(client, coordinator, make,
             assert client.get("/meetings").status_code == 200
         counts.append(len(queries))
     assert counts[0] == counts[1], counts
+
+
+def test_meeting_list_says_held_for_past_meetings(client, make, login_as):
+    from datetime import timedelta
+
+    from mdt import clock
+
+    make.meeting(series=make.series(name="Past MDT"), starts_at=clock.now() - timedelta(days=7))
+    make.meeting(series=make.series(name="Next MDT"))
+    body = login_as(make.coordinator()).get("/meetings").get_data(as_text=True)
+    upcoming, past = body.split("<h2>Recent</h2>")
+    assert "Next MDT" in upcoming and "Scheduled" in upcoming and "Held" not in upcoming
+    assert "Past MDT" in past and "Held" in past
