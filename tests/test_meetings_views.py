@@ -406,3 +406,24 @@ def test_meeting_list_says_held_for_past_meetings(client, make, login_as):
     upcoming, past = body.split("<h2>Recent</h2>")
     assert "Next MDT" in upcoming and "Scheduled" in upcoming and "Held" not in upcoming
     assert "Past MDT" in past and "Held" in past
+
+
+def test_status_and_carry_over_from_the_item_page_return_to_the_item_page(client, make, login_as):
+    from datetime import timedelta
+
+    from mdt import clock
+
+    series = make.series()
+    past = make.meeting(series=series, starts_at=clock.now() - timedelta(days=1))
+    make.meeting(series=series)
+    item = make.item(meeting=past)
+    login_as(make.coordinator())
+    response = client.post(f"/items/{item.id}/status",
+                           data={"status": "deferred", "reason": "Awaiting CT", "return_to": "item"})
+    assert response.headers["Location"] == f"/items/{item.id}"
+    response = client.post(f"/items/{item.id}/carry-over", data={"return_to": "item"})
+    db.session.expire_all()
+    assert item.carried_to_id is not None
+    assert response.headers["Location"] == f"/items/{item.carried_to_id}"
+    response = client.post(f"/items/{item.id}/status", data={"status": "withdrawn"})
+    assert response.headers["Location"].startswith(f"/meetings/{past.id}")

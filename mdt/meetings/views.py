@@ -40,6 +40,13 @@ def _to_meeting(meeting_id: int, anchor: str | None = None) -> WerkzeugResponse:
     return redirect(f"{target}#{anchor}" if anchor else target)
 
 
+def _back_to(meeting_id: int, item_id: int) -> WerkzeugResponse:
+    """Return to the item page when the form came from it, else to the meeting's agenda."""
+    if request.form.get("return_to") == "item":
+        return redirect(url_for("decisions.item", item_id=item_id))
+    return _to_meeting(meeting_id, f"item-{item_id}")
+
+
 def _fail(exc: DomainError) -> None:
     """Undo the request's changes and show why (forbidden and not-found propagate)."""
     db.session.rollback()
@@ -342,7 +349,7 @@ def _item_action(item_id: int, action) -> WerkzeugResponse:
             flash(message, "success")
     except DomainError as exc:
         _fail(exc)
-    return _to_meeting(meeting_id, f"item-{item_id}")
+    return _back_to(meeting_id, item_id)
 
 
 @bp.post("/items/<int:item_id>/remove")
@@ -404,10 +411,10 @@ def carry_over(item_id: int):
         db.session.commit()
         flash(f"Case carried over to the meeting of {_local(new_item.meeting)}, "
               "with its proposals and opinions.", "success")
-        return _to_meeting(new_item.meeting_id, f"item-{new_item.id}")
+        return _back_to(new_item.meeting_id, new_item.id)
     except DomainError as exc:
         _fail(exc)
-        return _to_meeting(meeting_id, f"item-{item_id}")
+        return _back_to(meeting_id, item_id)
 
 
 # --- attendance -------------------------------------------------------------
