@@ -359,3 +359,13 @@ def test_opinion_pending_none_when_not_for_discussion_or_declined(setting, make)
 def test_opinion_pending_none_without_proposals(setting):
     person, _, meeting, _ = setting
     assert build_email(_row(NotificationKind.OPINION_PENDING, person, meeting=meeting)) is None
+
+
+def test_removal_cancel_dropped_once_invited_again(setting):
+    person, _, meeting, _ = setting  # person attends the meeting (again)
+    row = _row(NotificationKind.INVITATION, person, meeting=meeting, method="CANCEL",
+               reason="removed")
+    assert build_email(row) is None
+    db.session.delete(meeting.attendances[0])
+    db.session.commit()
+    assert build_email(row)["Subject"].startswith("Removed from: Bone metastasis MDT")

@@ -180,6 +180,8 @@ def test_person_removed_and_invited_again_is_invited_again(meeting, make):
     again = attend(meeting, person)
     pending = {r.dedup_key for r in rows(recipient_id=person.id, status=S.PENDING)}
     m, u = meeting.id, person.id
+    assert f"calendar_cancel:m{m}:u{u}:r0" not in pending  # not sent after the new invitation
+    assert len(keyed()) == 5
     assert f"invitation:m{m}:u{u}:r1:s0" in pending
     assert again.id is not None
     assert {f"meeting_reminder:m{m}:u{u}:1440", f"meeting_reminder:m{m}:u{u}:60"} <= pending

@@ -191,8 +191,10 @@ def _calendar_cancel(notification: Notification) -> Draft | None:
     meeting = _meeting(notification)
     if meeting is None or meeting.starts_at <= clock.now():
         return None
-    ctx = _base_context(notification, meeting)
     removed = notification.payload.get("reason") == "removed"
+    if removed and _is_attendee(meeting, notification.recipient):
+        return None  # invited again since: the cancellation no longer holds
+    ctx = _base_context(notification, meeting)
     ctx.update(removed=removed, is_cancel=True)
     if removed:
         subject = f"Removed from: {meeting.series.name}, {ctx['when'](meeting.starts_at)}"

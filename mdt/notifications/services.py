@@ -131,8 +131,34 @@ def schedule(kind: NotificationKind, recipient_id: int, key: str, due_at: dateti
     reason holds again, e.g. a person invited again); a row already sent,
     sending or failed is left alone and ``None`` is returned.
     """
+    row = _upsert(_find(key), kind, recipient_id, key, due_at, meeting_id=meeting_id,
+                  case_id=case_id, payload=payload,
+                  wants_email=_wants_email(recipient_id, kind, (payload or {}).get("role")))
+    db.session.flush()
+    return row
+
+
+def _schedule_many(kind: NotificationKind, entries: list[tuple[int, str]], due_at: datetime, *,
+                   meeting_id: int) -> None:
+    """``schedule`` for many (recipient, key) pairs at once, in a fixed number of queries."""
+    keys = [key for _, key in entries]
+    ids = [user_id for user_id, _ in entries]
+    existing = {row.dedup_key: row for row in db.session.scalars(
+        sa.select(Notification).where(Notification.dedup_key.in_(keys)))}
+    refused = set(db.session.scalars(sa.select(NotificationPreference.user_id).where(
+        NotificationPreference.kind == kind, NotificationPreference.user_id.in_(ids),
+        NotificationPreference.send_email.is_(False))))
+    for user_id, key in entries:
+        _upsert(existing.get(key), kind, user_id, key, due_at, meeting_id=meeting_id,
+                wants_email=is_mandatory(kind) or user_id not in refused)
+    db.session.flush()
+
+
+def _upsert(row: Notification | None, kind: NotificationKind, recipient_id: int, key: str,
+            due_at: datetime, *, wants_email: bool, meeting_id: int | None = None,
+            case_id: int | None = None,
+            payload: dict[str, Any] | None = None) -> Notification | None:
     payload = dict(payload or {})
-    row = _find(key)
     if row is None:
         row = Notification(kind=kind, recipient_id=recipient_id, dedup_key=key, attempts=0,
                            meeting_id=meeting_id, case_id=case_id, payload=payload)
@@ -144,8 +170,7 @@ def schedule(kind: NotificationKind, recipient_id: int, key: str, due_at: dateti
         return None
     row.payload = payload
     row.due_at = due_at
-    row.send_email = _wants_email(recipient_id, kind, payload.get("role"))
-    db.session.flush()
+    row.send_email = wants_email
     return row
 
 
@@ -244,7 +269,7 @@ def _schedule_opinion_pending(meeting: Meeting, user: User) -> None:
     schedule(K.OPINION_PENDING, user.id, key, _opinion_due(meeting), meeting_id=meeting.id)
 
 
-def agenda_closing_recipients() -> list[User]:
+def agenda_closing_recipient_ids() -> list[int]:
     """Return who is told an agenda is closing: coordinators and referring clinicians.
 
     Clinicians get a row each; at send time ``build_email`` keeps it only
@@ -252,7 +277,7 @@ def agenda_closing_recipients() -> list[User]:
     is decided when it matters, not weeks ahead when the meeting is made.
     """
     return list(db.session.scalars(
-        sa.select(User).join(UserRole)
+        sa.select(User.id).join(UserRole)
         .where(User.is_active.is_(True), UserRole.role.in_([Role.COORDINATOR, Role.CLINICIAN]))
         .distinct().order_by(User.id)))
 
@@ -264,9 +289,9 @@ def on_meeting_created(meeting: Meeting) -> None:
     cutoff = meeting.starts_at - timedelta(hours=meeting.series.cutoff_hours)
     if not _is_upcoming(meeting) or cutoff <= clock.now():
         return
-    for user in agenda_closing_recipients():
-        schedule(K.AGENDA_CLOSING, user.id, f"agenda_closing:m{meeting.id}:u{user.id}",
-                 _agenda_closing_due(meeting), meeting_id=meeting.id)
+    entries = [(user_id, f"agenda_closing:m{meeting.id}:u{user_id}")
+               for user_id in agenda_closing_recipient_ids()]
+    _schedule_many(K.AGENDA_CLOSING, entries, _agenda_closing_due(meeting), meeting_id=meeting.id)
 
 
 def on_meeting_rescheduled(meeting: Meeting) -> None:
@@ -314,6 +339,9 @@ def on_attendee_added(attendance: Attendance) -> None:
         db.session.flush()
     if not _is_upcoming(meeting):
         return
+    # Invited again after a removal: a CANCEL not yet sent must not follow the new invitation.
+    _cancel(_pending(Notification.dedup_key.startswith(
+        f"calendar_cancel:m{meeting.id}:u{attendance.user_id}:", autoescape=True)))
     _invite(attendance)
     _schedule_reminders(meeting, attendance.user_id)
     if meeting.items:
