@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
-from werkzeug.routing import BuildError
 
 from mdt.auth import services as users
 from mdt.auth.models import Role
@@ -20,15 +19,6 @@ from mdt.web import apply_field_errors
 bp = Blueprint("cases", __name__, url_prefix="/cases")
 
 ALL_ROLES = tuple(Role)
-
-
-@bp.app_template_global()
-def optional_url(endpoint: str, **values) -> str | None:
-    """URL of another feature's page, or None while that page does not exist yet."""
-    try:
-        return url_for(endpoint, **values)
-    except BuildError:
-        return None
 
 
 # --- List and search --------------------------------------------------------
@@ -249,7 +239,7 @@ def retract_reference(case_id: int, reference_id: int):
         services.retract_reference(case, reference_id, reason=form.reason.data, actor=current_user)
         db.session.commit()
     except NotFoundError:
-        raise
+        raise  # no such reference on this case: the 404 page, not a flash
     except DomainError as exc:
         db.session.rollback()
         flash(exc.message, "error")
