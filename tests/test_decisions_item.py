@@ -203,3 +203,14 @@ def test_item_page_runs_a_fixed_number_of_queries(client, make, login_as, count_
             assert client.get(f"/items/{s.item.id}").status_code == 200
         counts.append(len(q))
     assert counts[0] == counts[1]
+
+
+def test_sign_link_only_for_the_chair_once_the_meeting_has_started(client, make, login_as):
+    s = build_scene(make)
+    login_as(s.chair)
+    html = _page(client, s.item.id)[1]
+    assert "Record the consensus" not in html and "once the meeting has started" in html
+    clock.set_now(s.meeting.starts_at)
+    assert "Record the consensus" in _page(client, s.item.id)[1]
+    login_as(s.coordinator)
+    assert "Record the consensus" not in _page(client, s.item.id)[1]

@@ -45,7 +45,14 @@ from mdt.decisions.models import (
     Proposal,
     Stance,
 )
-from mdt.errors import ConflictError, ForbiddenError, ImmutableError, InvalidError, NotFoundError
+from mdt.errors import (
+    ConflictError,
+    DomainError,
+    ForbiddenError,
+    ImmutableError,
+    InvalidError,
+    NotFoundError,
+)
 from mdt.extensions import db
 from mdt.meetings import services as meetings
 from mdt.meetings.models import AgendaItem, ItemStatus, Meeting
@@ -301,7 +308,8 @@ def create_proposal(user: User, item: AgendaItem, *, modality: Modality, details
     db.session.flush()
     record("proposal.created", f"Proposal {proposal.id} ({proposal.modality.label}) added to "
            f"agenda item {item.id}", obj=proposal, case_id=item.case_id,
-           data={"modality": proposal.modality, "alternative_group": proposal.alternative_group})
+           data={"modality": proposal.modality, "alternative_group": proposal.alternative_group},
+           actor_id=user.id)
     return proposal
 
 
@@ -319,7 +327,7 @@ def update_proposal(user: User, proposal: Proposal, *, version: int, modality: M
         return proposal
     _flush_versioned()
     record("proposal.changed", f"Proposal {proposal.id} changed", obj=proposal,
-           case_id=proposal.agenda_item.case_id, data=diff)
+           case_id=proposal.agenda_item.case_id, data=diff, actor_id=user.id)
     return proposal
 
 
@@ -329,7 +337,8 @@ def withdraw_proposal(user: User, proposal: Proposal) -> Proposal:
     proposal.is_withdrawn = True
     _flush_versioned()
     record("proposal.withdrawn", f"Proposal {proposal.id} withdrawn", obj=proposal,
-           case_id=proposal.agenda_item.case_id, data={"is_withdrawn": [False, True]})
+           case_id=proposal.agenda_item.case_id, data={"is_withdrawn": [False, True]},
+           actor_id=user.id)
     return proposal
 
 
@@ -367,7 +376,8 @@ def give_opinion(user: User, proposal: Proposal, *, stance: Stance,
         opinion = _insert_opinion(proposal, user, stance, comment)
         if opinion is not None:
             record("opinion.given", f"Opinion {stance} on proposal {proposal.id}", obj=opinion,
-                   case_id=proposal.agenda_item.case_id, data={"stance": [None, stance]})
+                   case_id=proposal.agenda_item.case_id, data={"stance": [None, stance]},
+                   actor_id=user.id)
             return opinion
         # Someone (this person, in another tab) inserted between our read and our
         # insert; the database kept one row, so this becomes a change to it.
@@ -412,7 +422,8 @@ def _change_opinion(opinion: Opinion, user: User, stance: Stance,
         record("opinion.changed", f"Opinion on proposal {opinion.proposal_id} changed from "
                f"{old_stance} to {stance}", obj=opinion, case_id=opinion.proposal.agenda_item
                .case_id, data={"stance": [old_stance, stance],
-                               **{k: v for k, v in diff.items() if k != "stance"}})
+                               **{k: v for k, v in diff.items() if k != "stance"}},
+               actor_id=user.id)
     return opinion
 
 
@@ -468,6 +479,15 @@ def check_can_sign(user: User, item: AgendaItem) -> None:
         raise InvalidError("The consensus is signed at the meeting: it has not started yet.")
 
 
+def may_sign(user: User, item: AgendaItem) -> bool:
+    """Return True if ``user`` may sign the item's consensus now."""
+    try:
+        check_can_sign(user, item)
+    except DomainError:
+        return False
+    return True
+
+
 def sign_consensus(user: User, item: AgendaItem, *, outcome: Outcome,
                    recommendation: str | None = None, reason: str | None = None,
                    adopted_ids: list[int] = (), intent: Intent = Intent.NOT_KNOWN,
@@ -497,12 +517,12 @@ def sign_consensus(user: User, item: AgendaItem, *, outcome: Outcome,
     except IntegrityError as exc:  # another request signed it between our check and flush
         raise ConflictError("This item's consensus has just been signed by another request; "
                             "it cannot be signed twice.") from exc
-    _set_item_status(item, outcome, reason)
+    _set_item_status(user, item, outcome, reason)
     record("consensus.signed", f"Consensus signed for agenda item {item.id}: {outcome}",
            obj=consensus, case_id=item.case_id,
            data={"outcome": outcome, "intent": consensus.intent, "was_quorate":
                  consensus.was_quorate, "adopted_proposals": sorted(adopted_ids),
-                 "actions": len(consensus.actions)})
+                 "actions": len(consensus.actions)}, actor_id=user.id)
     notifications.on_consensus_signed(consensus)
     return consensus
 
@@ -588,7 +608,8 @@ def _build_consensus(user: User, item: AgendaItem, outcome: Outcome, recommendat
     return consensus
 
 
-def _set_item_status(item: AgendaItem, outcome: Outcome, reason: str | None) -> None:
+def _set_item_status(user: User, item: AgendaItem, outcome: Outcome,
+                     reason: str | None) -> None:
     """Discussed (agreed, no consensus) or deferred (with the reason), as the outcome says."""
     new = ItemStatus.DEFERRED if outcome == Outcome.DEFERRED else ItemStatus.DISCUSSED
     if item.status == ItemStatus.PENDING:
@@ -604,7 +625,7 @@ def _set_item_status(item: AgendaItem, outcome: Outcome, reason: str | None) -> 
             raise ConflictError("The agenda item was changed meanwhile; reload and sign "
                                 "again.") from exc
         record(f"agenda_item.{new.value}", f"Agenda item {item.id} {new.value} at signing",
-               obj=item, case_id=item.case_id, data=diff)
+               obj=item, case_id=item.case_id, data=diff, actor_id=user.id)
 
 
 # --- Amendments ------------------------------------------------------------------------
@@ -628,7 +649,7 @@ def add_amendment(user: User, consensus: Consensus, *, reason: str | None,
     db.session.flush()
     record("consensus.amended", f"Amendment {amendment.id} added to consensus {consensus.id}",
            obj=amendment, case_id=consensus.agenda_item.case_id,
-           data={"consensus_id": consensus.id})
+           data={"consensus_id": consensus.id}, actor_id=user.id)
     notifications.on_amendment_added(amendment)
     return amendment
 

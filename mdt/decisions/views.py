@@ -40,8 +40,8 @@ def _render_item(page: services.ItemPage, bound: dict[int, OpinionForm] | None =
         "decisions/item.html", page=page, item=item, case=item.case, meeting=item.meeting,
         consensus=item.consensus, opinion_forms=forms,
         may_propose=current_user.has_role(Role.SPECIALIST) and not page.decided,
-        may_sign=(services.is_chair(current_user, item.meeting) and item.consensus is None
-                  and not item.meeting.is_cancelled),
+        is_chair=services.is_chair(current_user, item.meeting),
+        may_sign=services.may_sign(current_user, item),
         may_amend=item.consensus is not None and services.can_amend(current_user, item.consensus),
         is_coordinator=current_user.has_role(Role.COORDINATOR, Role.ADMIN),
         may_carry_over=meetings.can_carry_over(item),
