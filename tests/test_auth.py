@@ -134,3 +134,12 @@ def test_csrf_is_enforced_on_forms(app, make):
         assert "Traceback" not in response.get_data(as_text=True)
     finally:
         app.config["WTF_CSRF_ENABLED"] = False
+
+
+def test_form_fields_carry_aria_attributes_only_with_errors(client, make):
+    body = client.get("/login").get_data(as_text=True)
+    assert "None" not in body
+    assert "aria-invalid" not in body
+    make.user(email="doc@example.org")
+    body = client.post("/login", data={"email": "doc@example.org", "password": "wrong"}).get_data(as_text=True)
+    assert 'aria-invalid="true"' in body and 'aria-describedby="password-err"' in body
