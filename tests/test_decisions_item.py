@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 
 from mdt import clock
-from mdt.auth.models import Discipline
+from mdt.auth.models import Discipline, Role
 from mdt.decisions import services
 from mdt.decisions.models import Modality, Stance
 from mdt.meetings.models import ItemStatus
@@ -134,6 +134,18 @@ class TestBlinding:
         login_as(getattr(s, who))
         assert "Secret reason" in _page(client, s.item.id)[1]
 
+    def test_a_coordinator_who_is_also_a_specialist_is_blinded(self, make):
+        s = build_scene(make)
+        both = make.user(roles=(Role.COORDINATOR, Role.SPECIALIST),
+                         discipline=Discipline.PALLIATIVE_CARE)
+        p = make.proposal(item=s.item, author=s.radonc)
+        make.opinion(p, s.ortho, Stance.SUPPORT)
+        [group] = services.group_proposals(both, services.get_item(s.item.id))
+        assert group.proposals[0].visible is False
+        make.opinion(p, both, Stance.ABSTAIN)
+        [group] = services.group_proposals(both, services.get_item(s.item.id))
+        assert group.proposals[0].visible is True
+
     def test_clinician_does_not_see_them_before_the_meeting(self, make):
         s = build_scene(make)
         p = make.proposal(item=s.item, author=s.radonc)
@@ -214,3 +226,25 @@ def test_sign_link_only_for_the_chair_once_the_meeting_has_started(client, make,
     assert "Record the consensus" in _page(client, s.item.id)[1]
     login_as(s.coordinator)
     assert "Record the consensus" not in _page(client, s.item.id)[1]
+
+
+def test_item_controls_post_to_the_meetings_endpoints(client, make, login_as):
+    s = build_scene(make, started=True)
+    later = make.meeting(series=s.meeting.series, chair=s.chair,
+                         starts_at=s.meeting.starts_at + timedelta(days=7))
+    login_as(s.coordinator)
+    html = _page(client, s.item.id)[1]
+    assert '<select id="item-status" name="status">' in html
+    assert '<label for="item-status-reason">' in html
+    response = client.post(f"/items/{s.item.id}/status",
+                           data={"status": "deferred", "reason": "Awaiting MRI"})
+    assert response.status_code == 302
+    html = _page(client, s.item.id)[1]
+    assert "Deferred" in html and "Awaiting MRI" in html
+    assert f'action="/items/{s.item.id}/carry-over"' in html
+    assert 'id="item-status"' not in html  # no longer pending
+    assert client.post(f"/items/{s.item.id}/carry-over").status_code == 302
+    from mdt.extensions import db
+    db.session.expire_all()
+    assert s.item.carried_to_id is not None
+    assert db.session.get(type(s.item), s.item.carried_to_id).meeting_id == later.id

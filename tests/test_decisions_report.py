@@ -106,3 +106,45 @@ def test_report_runs_a_fixed_number_of_queries(client, make, login_as, count_que
             assert client.get(f"/cases/{s.item.case_id}/report").status_code == 200
         counts.append(len(q))
     assert counts[0] == counts[1]
+
+
+def test_flow_propose_opine_sign_read(client, make, login_as, frozen_clock):
+    """Two specialists propose and give opinions, the chair signs, the referrer reads."""
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from mdt.decisions.models import Proposal
+
+    s = build_scene(make)
+    item = f"/items/{s.item.id}"
+    login_as(s.radonc)
+    client.post(f"{item}/proposals/new", data={"modality": "sbrt", "details": "24 Gy / 2"})
+    login_as(s.medonc)
+    client.post(f"{item}/proposals/new", data={"modality": "denosumab",
+                                               "alternative_group": "Bone agent"})
+    client.post(f"{item}/proposals/new", data={"modality": "zoledronic_acid",
+                                               "alternative_group": "Bone agent"})
+    sbrt, deno, zol = db.session.scalars(select(Proposal).order_by(Proposal.id)).all()
+    client.post(f"/proposals/{sbrt.id}/opinion", data={f"p{sbrt.id}-stance": "support"})
+    login_as(s.radonc)
+    client.post(f"/proposals/{deno.id}/opinion", data={f"p{deno.id}-stance": "support"})
+    client.post(f"/proposals/{zol.id}/opinion",
+                data={f"p{zol.id}-stance": "object", f"p{zol.id}-comment": "Renal function"})
+    frozen_clock(s.meeting.starts_at + timedelta(minutes=30))
+    login_as(s.chair)
+    page = client.get(f"{item}/consensus").get_data(as_text=True)
+    dissent = f"{s.radonc.name} (Radiation oncology), on Zoledronic acid (bisphosphonate): " \
+              "Renal function"
+    assert dissent in page
+    response = client.post(f"{item}/consensus", data={
+        "outcome": "agreed", "recommendation": "SBRT, then denosumab.", "intent": "palliative",
+        "adopted": [str(sbrt.id), str(deno.id)], "responsible_clinician_id": str(s.referrer.id),
+        "actions-0-description": "Dental review", "actions-0-owner_id": str(s.referrer.id),
+        "actions-0-due_on": "2026-12-20", "dissent": dissent, "confirm": "y"})
+    assert response.status_code == 302
+    login_as(s.referrer)
+    html = client.get(f"/cases/{s.item.case_id}/report").get_data(as_text=True)
+    for text in ("SBRT, then denosumab.", "Dental review", "20 Dec 2026", "Renal function",
+                 "Support 1", "Object 1", "by Chair Person", DISCLAIMER):
+        assert text in html, text

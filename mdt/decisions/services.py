@@ -2,8 +2,8 @@
 
 Who sees opinions (blinding, so early voices do not anchor later ones):
 
-- coordinators, admins and the meeting's chair run the meeting: they always see
-  every opinion and tally;
+- the meeting's chair, and coordinators and admins who give no opinions (they
+  hold no specialist role), always see every opinion and tally;
 - a specialist sees the others' opinions on a proposal (and its tally) once
   they have given their own on it, or once the meeting has started;
 - anyone else who may read the case (the referring or responsible clinician)
@@ -87,8 +87,14 @@ def can_view_item(user: User, item: AgendaItem) -> bool:
 
 
 def sees_all_opinions(user: User, item: AgendaItem) -> bool:
-    """Coordinators, admins and the chair run the meeting, so they are never blinded."""
-    return user.has_role(Role.COORDINATOR, Role.ADMIN) or is_chair(user, item.meeting)
+    """The chair, coordinators and admins are never blinded, unless they give opinions too.
+
+    A coordinator or admin who is also a specialist is blinded as a specialist:
+    anchoring is what blinding prevents, and they may give opinions.
+    """
+    if is_chair(user, item.meeting):
+        return True
+    return user.has_role(Role.COORDINATOR, Role.ADMIN) and not user.has_role(Role.SPECIALIST)
 
 
 def opinions_visible(user: User, proposal: Proposal, item: AgendaItem) -> bool:
