@@ -184,3 +184,24 @@ def test_proposal_of_an_invisible_case_is_404_for_a_clinician(client, make, logi
     login_as(s.other_clinician)
     assert client.get(f"/items/{s.item.id}").status_code == 404
     assert client.post(f"/proposals/{p.id}/opinion", data={}).status_code == 403
+
+
+def test_create_proposal_service_cleans_its_input(make):
+    s = build_scene(make)
+    p = services.create_proposal(s.radonc, s.item, modality="denosumab", details="  ",
+                                 rationale=" Bone health ", alternative_group="  Bone   agent ")
+    db.session.commit()
+    assert (p.modality, p.details, p.rationale, p.alternative_group, p.version) == (
+        Modality.DENOSUMAB, None, "Bone health", "Bone agent", 1)
+    [entry] = _audit("proposal.created")
+    assert (entry.object_id, entry.actor_id, entry.data["modality"]) == (
+        p.id, s.radonc.id, "denosumab")
+
+
+def test_unchanged_edit_writes_nothing(make):
+    s = build_scene(make)
+    p = make.proposal(item=s.item, author=s.radonc)
+    services.update_proposal(s.radonc, p, version=1, modality=p.modality, details=p.details,
+                             rationale=p.rationale, alternative_group=None)
+    db.session.commit()
+    assert p.version == 1 and _audit("proposal.changed") == []
