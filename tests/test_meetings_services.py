@@ -336,18 +336,36 @@ def test_carry_over_skips_cancelled_and_generates_the_next_meeting(make, frozen_
     assert named(hooks, "on_meeting_created")
 
 
+def _signed(item, chair, outcome, **kw):
+    db.session.add(Consensus(agenda_item=item, outcome=outcome, attendees_snapshot=[],
+                             was_quorate=True, signed_by=chair, signed_at=NOW, **kw))
+    db.session.commit()
+
+
 def test_decided_item_cannot_be_carried(make, frozen_clock):
     frozen_clock(NOW)
     first, _ = _two_meetings(make)
-    item = make.item(meeting=first, status=ItemStatus.DEFERRED, status_reason="x")
-    chair = make.specialist()
-    db.session.add(Consensus(agenda_item=item, outcome="deferred", reason="Needs MRI",
-                             attendees_snapshot=[], was_quorate=True, signed_by=chair,
-                             signed_at=NOW))
-    db.session.commit()
+    item = make.item(meeting=first, status=ItemStatus.DISCUSSED)
+    _signed(item, make.specialist(), "agreed", recommendation="SBRT")
     with pytest.raises(InvalidError, match="decided"):
         services.carry_over(item, user=make.coordinator())
     assert services.is_item_decided(item)
+    assert not services.can_carry_over(item)
+
+
+def test_item_signed_as_deferred_is_carried_with_its_proposals(make, frozen_clock, hooks):
+    frozen_clock(NOW)
+    first, second = _two_meetings(make)
+    item = make.item(meeting=first, status=ItemStatus.DEFERRED, status_reason="Needs MRI")
+    proposal = make.proposal(item=item)
+    _signed(item, make.specialist(), "deferred", reason="Needs MRI")
+    assert services.can_carry_over(item)
+    new_item = services.carry_over(item, user=make.coordinator())
+    db.session.commit()
+    db.session.expire_all()
+    assert new_item.meeting_id == second.id
+    assert [p.id for p in new_item.proposals] == [proposal.id]
+    assert item.consensus.outcome.value == "deferred"  # the signed record is untouched
 
 
 # --- attendance and quorum ----------------------------------------------------

@@ -545,9 +545,22 @@ def next_meeting_after(meeting: Meeting) -> Meeting | None:
     return found
 
 
+def _signed_deferred(item: AgendaItem) -> bool:
+    """Return True if the chair signed the item's outcome as deferred."""
+    from mdt.decisions.models import Outcome
+
+    return item.consensus is not None and item.consensus.outcome == Outcome.DEFERRED
+
+
 def can_carry_over(item: AgendaItem) -> bool:
-    """Return True if the item is deferred or was not reached, and not carried yet."""
-    if item.carried_to_id is not None or item.consensus is not None:
+    """Return True if the item is deferred or was not reached, and not carried yet.
+
+    An item whose signed consensus says "deferred" is carried like any other
+    deferred item; any other signed outcome is a decision and stays put.
+    """
+    if item.carried_to_id is not None:
+        return False
+    if item.consensus is not None and not _signed_deferred(item):
         return False
     if item.status == ItemStatus.DEFERRED:
         return True
@@ -559,7 +572,7 @@ def carry_over(item: AgendaItem, *, user: User) -> AgendaItem:
     """Move a deferred or not-reached item, with its proposals, to the series' next meeting."""
     if item.carried_to_id is not None:
         raise InvalidError("This item was already carried over.")
-    if item.consensus is not None:
+    if item.consensus is not None and not _signed_deferred(item):
         raise InvalidError("This item is decided (a consensus is signed); it cannot be carried over.")
     if not can_carry_over(item):
         raise InvalidError("Only a deferred item, or one not reached in a meeting that has "
