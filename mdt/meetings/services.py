@@ -721,7 +721,11 @@ class Quorum:
 def quorum(meeting: Meeting) -> Quorum:
     """Quorate when every core discipline of the series has someone marked present."""
     core = [Discipline(d) for d in meeting.series.core_disciplines]
-    present = [a for a in meeting.attendances if a.presence == Presence.PRESENT]
+    # One query with the people, whatever the number of attendees.
+    present = list(db.session.scalars(
+        select(Attendance).where(Attendance.meeting_id == meeting.id,
+                                 Attendance.presence == Presence.PRESENT)
+        .options(joinedload(Attendance.user)).order_by(Attendance.id)))
     seen = {a.user.discipline for a in present}
     present_core = [d for d in core if d in seen]
     missing = [d for d in core if d not in seen]
