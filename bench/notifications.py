@@ -80,7 +80,7 @@ def smtp_sink() -> Iterator[tuple[CountingSink, int]]:
 
 
 @contextmanager
-def private_redis(workdir: Path) -> Iterator[str]:
+def private_redis(workdir: Path) -> Iterator[tuple[str, int]]:
     if shutil.which("redis-server") is None:
         raise SystemExit("redis-server is needed for the benchmark (apt-get install redis-server)")
     port = free_port()
@@ -90,7 +90,7 @@ def private_redis(workdir: Path) -> Iterator[str]:
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait(lambda: _redis_client(f"redis://127.0.0.1:{port}/0").ping(), 10, "redis-server")
-        yield f"redis://127.0.0.1:{port}/0"
+        yield f"redis://127.0.0.1:{port}/0", process.pid
     finally:
         process.terminate()
         process.wait(timeout=10)
@@ -232,8 +232,34 @@ def measure_notifications(sink: CountingSink, count: int) -> tuple[float, float,
     started = time.monotonic()
     result = delivery.dispatch()
     published_in = time.monotonic() - started
-    wait(lambda: sink.total >= count, 900, "the notifications", interval=0.01)
+    wait(lambda: sink.total >= count, 1800, "the notifications", interval=0.01)
     return sink.last_at - started, published_in, vars(result)
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_by_component(worker_pgid: int, redis_pid: int) -> dict[str, float]:
+    """CPU seconds used so far by the worker's processes, Redis, PostgreSQL and this process."""
+    usage = {"worker": 0.0, "redis": 0.0, "postgresql (all)": 0.0}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        name = text[text.index("(") + 1:text.rindex(")")]
+        fields = text[text.rindex(")") + 2:].split()
+        seconds = (int(fields[11]) + int(fields[12])) / _TICK
+        pid, pgrp = int(stat.parent.name), int(fields[2])
+        if pgrp == worker_pgid:
+            usage["worker"] += seconds
+        elif pid == redis_pid:
+            usage["redis"] += seconds
+        elif name.startswith("postgres"):
+            usage["postgresql (all)"] += seconds
+    own = os.times()
+    usage["bench (dispatcher, SMTP sink)"] = own.user + own.system
+    return usage
 
 
 def run(*, count: int, concurrency: int, db: str) -> bool:
@@ -243,7 +269,7 @@ def run(*, count: int, concurrency: int, db: str) -> bool:
     with ExitStack() as stack:
         stack.callback(shutil.rmtree, workdir, ignore_errors=True)
         database_url = stack.enter_context(database(db, workdir))
-        redis_url = stack.enter_context(private_redis(workdir))
+        redis_url, redis_pid = stack.enter_context(private_redis(workdir))
         sink, smtp_port = stack.enter_context(smtp_sink())
         env = {k: v for k, v in os.environ.items() if not k.startswith("MDT_")}
         env.update({"MDT_ENV": "test", "MDT_DATABASE_URL": database_url,
@@ -269,7 +295,10 @@ def run(*, count: int, concurrency: int, db: str) -> bool:
         print(f"bare tasks x{count} ...", flush=True)
         bare = measure_bare(redis_url, queue, count)
         print(f"notifications x{count} ...", flush=True)
+        cpu_before = cpu_by_component(worker.process.pid, redis_pid)
         elapsed, published_in, dispatch = measure_notifications(sink, count)
+        cpu_after = cpu_by_component(worker.process.pid, redis_pid)
+        cpu = {k: cpu_after[k] - cpu_before[k] for k in cpu_before}
         time.sleep(1.0)  # let any duplicate that would arrive late arrive
         sent = sqla.session.scalar(sa.text("SELECT count(*) FROM notifications "
                                            "WHERE status = 'sent'"))
@@ -277,16 +306,16 @@ def run(*, count: int, concurrency: int, db: str) -> bool:
         doubled = {i: c for i, c in sink.counts.items() if c > 1}
         report(count=count, concurrency=concurrency, db=db, bare=bare, elapsed=elapsed,
                published_in=published_in, dispatch=dispatch, sent=sent, lost=lost,
-               doubled=doubled, received=sink.total)
+               doubled=doubled, received=sink.total, cpu=cpu)
         return not lost and not doubled and sent == count and sink.total == count
 
 
 def report(*, count, concurrency, db, bare, elapsed, published_in, dispatch, sent, lost,
-           doubled, received) -> None:
+           doubled, received, cpu) -> None:
     bare_rate, rate = count / bare, count / elapsed
-    cpu = platform.processor() or platform.machine()
+    processor = platform.processor() or platform.machine()
     print()
-    print(f"machine: {os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, "
+    print(f"machine: {os.cpu_count()} cores ({processor}), Python {platform.python_version()}, "
           f"{platform.system()} {platform.release()}")
     print(f"worker: prefork x{concurrency}, broker Redis (private), database {db}, "
           "SMTP aiosmtpd on localhost")
@@ -297,3 +326,6 @@ def report(*, count, concurrency, db, bare, elapsed, published_in, dispatch, sen
     print(f"received {received}, rows sent {sent}, lost {len(lost)}, doubled {len(doubled)}"
           f"  -> {'OK' if not lost and not doubled and sent == count else 'FAILED'}")
     print(f"dispatcher: {dispatch}")
+    print(f"CPU during the notification run ({elapsed:.1f} s on {os.cpu_count()} cores): "
+          + ", ".join(f"{k} {v:.1f} s ({v / count * 1000:.1f} ms per notification)"
+                      for k, v in cpu.items()))

@@ -193,8 +193,9 @@ def test_redis_down_while_changes_commit_then_everything_goes_once_it_is_back(
     for person in people:
         started = time.monotonic()
         response = client.post(f"/meetings/{meeting.id}/attendees", data={"user_id": person.id})
-        # The page never talks to the broker: it answers at database speed.
-        assert time.monotonic() - started < 1.0
+        # The page never talks to the broker: it answers at database speed
+        # (a connection attempt to the stopped Redis alone would take seconds).
+        assert time.monotonic() - started < 2.0
         assert response.status_code == 302
     db.session.rollback()
     ids = list(db.session.scalars(select(Notification.id).where(
@@ -249,7 +250,7 @@ def test_two_dispatchers_at_once_send_each_notification_once(
             barrier.wait()
 
             def slow_publish(notification_id: int) -> None:
-                time.sleep(0.02)  # keep the two runs overlapping
+                time.sleep(0.1)  # keep the two runs overlapping, even on a busy machine
                 delivery.publish_deliver(notification_id)
 
             results.append(delivery.dispatch(slow_publish))
