@@ -1,17 +1,8 @@
 """The Celery worker and beat: ``celery -A worker worker`` / ``celery -A worker beat``.
 
-Importing this package builds the Flask app from the environment (``MDT_*``)
-and binds a Celery app to it (Flask's ``celery_init_app`` pattern), then
-registers the tasks. ``mdt`` never imports ``worker``.
+``celery -A worker`` finds ``worker/celery.py``, which builds the Flask app
+from the environment (``MDT_*``), binds a Celery app to it (Flask's
+``celery_init_app`` pattern) and registers the tasks. Importing the package
+itself builds nothing, so tests can use ``worker.celery_app`` and
+``worker.tasks`` with their own Flask app. ``mdt`` never imports ``worker``.
 """
-from __future__ import annotations
-
-from mdt import create_app
-from worker.celery_app import celery_init_app
-
-flask_app = create_app()
-celery_app = celery_init_app(flask_app)
-
-from worker import tasks  # noqa: E402,F401  (registers the shared tasks)
-
-__all__ = ["celery_app", "flask_app"]
