@@ -40,6 +40,7 @@ from sqlalchemy.orm import joinedload
 
 from mdt import clock
 from mdt.audit.services import record
+from mdt.auth.models import User
 from mdt.errors import ConflictError, NotFoundError
 from mdt.extensions import db
 from mdt.notifications import broker
@@ -241,7 +242,9 @@ def deliver(notification_id: int) -> DeliveryResult:
     if not claim(notification_id):
         return DeliveryResult(Outcome.SKIPPED)
     notification = db.session.scalars(
-        select(Notification).options(joinedload(Notification.recipient))
+        # Roles are loaded only by the kinds that need them (one query saved).
+        select(Notification).options(joinedload(Notification.recipient)
+                                     .lazyload(User.role_rows))
         .where(Notification.id == notification_id)).one()
     if not notification.recipient.is_active:
         return _finish(notification, Status.CANCELLED, Outcome.CANCELLED,
