@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
 from flask import current_app
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from mdt import clock
 from mdt.auth.models import Role, User
@@ -127,7 +127,9 @@ def _valid_zone(zone: str) -> bool:
 def _meeting(notification: Notification) -> Meeting | None:
     if notification.meeting_id is None:
         return None
-    return db.session.get(Meeting, notification.meeting_id)
+    # The series comes in the same query: every meeting e-mail names it.
+    return db.session.get(Meeting, notification.meeting_id,
+                          options=[joinedload(Meeting.series)])
 
 
 def _upcoming_meeting(notification: Notification) -> Meeting | None:
@@ -149,7 +151,7 @@ def _agenda(meeting: Meeting) -> list[AgendaItem]:
     return list(db.session.scalars(
         sa.select(AgendaItem)
         .where(AgendaItem.meeting_id == meeting.id, AgendaItem.status != ItemStatus.WITHDRAWN)
-        .options(selectinload(AgendaItem.case).selectinload(Case.patient))
+        .options(joinedload(AgendaItem.case).joinedload(Case.patient))
         .order_by(AgendaItem.position)
     ))
 
