@@ -46,6 +46,9 @@ def load_config(instance_path: str, environ: dict[str, str] | None = None) -> di
         "NOTIFY_MAX_RETRIES": int(get("NOTIFY_MAX_RETRIES", "5")),
         "NOTIFY_RETRY_DELAY": float(get("NOTIFY_RETRY_DELAY", "10")),
         "NOTIFY_RETRY_MAX_DELAY": float(get("NOTIFY_RETRY_MAX_DELAY", "300")),
+        # Rows per deliver task: the worker shares the meeting, agenda and SMTP
+        # connection between them, but claims and sends each row on its own.
+        "NOTIFY_DELIVER_BATCH": int(get("NOTIFY_DELIVER_BATCH", "20")),
         "DEFAULT_TIME_ZONE": get("DEFAULT_TIME_ZONE", "Asia/Shanghai"),
         "BASE_URL": get("BASE_URL", "http://127.0.0.1:5000").rstrip("/"),
         "MAIL_BACKEND": get("MAIL_BACKEND", "file" if mdt_env != "production" else "smtp"),

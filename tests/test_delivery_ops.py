@@ -54,7 +54,7 @@ def test_dispatch_command_runs_one_pass_and_status_shows_it(make, cli, monkeypat
     user = make.clinician()
     row = add(user)
     published: list[int] = []
-    monkeypatch.setattr(delivery, "publish_deliver", published.append)
+    monkeypatch.setattr(delivery, "publish_deliver", published.extend)
     result = cli("dispatch")
     assert result.exit_code == 0, result.output
     assert "published 1" in result.output

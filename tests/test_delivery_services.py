@@ -60,7 +60,7 @@ def backend(monkeypatch):
 
 @pytest.fixture
 def rendered(monkeypatch):
-    """Replace build_email: a simple message per notification (None for ids in ``.stale``)."""
+    """Replace build_message: a simple message per notification (None for ids in ``.stale``)."""
 
     class Renderer:
         stale: set[int] = set()
@@ -78,7 +78,7 @@ def rendered(monkeypatch):
     renderer = Renderer()
     import mdt.notifications.render as render
 
-    monkeypatch.setattr(render, "build_email", renderer)
+    monkeypatch.setattr(render, "build_message", renderer)
     return renderer
 
 
@@ -187,7 +187,7 @@ def test_permanent_error_fails_at_once(make, backend, rendered):
 def test_rendering_bug_fails_the_row(make, backend, monkeypatch):
     import mdt.notifications.render as render
 
-    monkeypatch.setattr(render, "build_email", lambda n: 1 / 0)
+    monkeypatch.setattr(render, "build_message", lambda n: 1 / 0)
     row = make_notification(make.clinician())
     assert delivery.deliver(row.id).outcome == Outcome.FAILED
     assert "ZeroDivisionError" in fresh(row.id).last_error
@@ -200,14 +200,14 @@ def test_dispatch_publishes_due_rows_once_in_due_order(make):
     make_notification(user, due_at=NOW + timedelta(minutes=1))  # not yet due
     make_notification(user, status=S.SENT)
     published: list[int] = []
-    result = delivery.dispatch(published.append)
+    result = delivery.dispatch(published.extend)
     assert (result.ran, result.published, result.unpublished) == (True, 2, 0)
     assert published == [early.id, late.id]
     # Published and not yet claimed: not published again within the lease...
-    assert delivery.dispatch(published.append).published == 0
+    assert delivery.dispatch(published.extend).published == 0
     # ...but again after it (the message was lost), and the claim keeps it single.
     clock.set_now(NOW + delivery.DISPATCH_LEASE + timedelta(seconds=1))
-    assert delivery.dispatch(published.append).published == 3
+    assert delivery.dispatch(published.extend).published == 3
     assert db.session.scalar(select(DispatcherRun).order_by(DispatcherRun.id.desc())
                              .limit(1)).published == 3
 
@@ -217,19 +217,20 @@ def test_dispatch_in_batches(make, monkeypatch):
     user = make.clinician()
     rows = [make_notification(user) for _ in range(5)]
     published: list[int] = []
-    assert delivery.dispatch(published.append).published == 5
+    assert delivery.dispatch(published.extend).published == 5
     assert sorted(published) == [r.id for r in rows]
 
 
-def test_broker_down_leaves_rows_pending_for_the_next_run(make):
+def test_broker_down_leaves_rows_pending_for_the_next_run(make, app, monkeypatch):
+    monkeypatch.setitem(app.config, "NOTIFY_DELIVER_BATCH", 1)  # one row per task
     user = make.clinician()
     rows = [make_notification(user) for _ in range(3)]
     published: list[int] = []
 
-    def flaky(notification_id):
+    def flaky(notification_ids):
         if len(published) == 1:
             raise ConnectionRefusedError("broker down")
-        published.append(notification_id)
+        published.extend(notification_ids)
 
     result = delivery.dispatch(flaky)
     assert (result.published, result.unpublished) == (1, 2)
@@ -237,7 +238,7 @@ def test_broker_down_leaves_rows_pending_for_the_next_run(make):
     assert all(fresh(r.id).status == S.PENDING for r in rows)
     # The next run publishes the two that were left, not the first again.
     retry: list[int] = []
-    assert delivery.dispatch(retry.append).published == 2
+    assert delivery.dispatch(retry.extend).published == 2
     assert retry == [rows[1].id, rows[2].id]
 
 
@@ -245,9 +246,9 @@ def test_dispatch_releases_claims_of_a_dead_worker(make):
     row = make_notification(make.clinician())
     assert delivery.claim(row.id)
     published: list[int] = []
-    assert delivery.dispatch(published.append).released == 0  # a live claim is left alone
+    assert delivery.dispatch(published.extend).released == 0  # a live claim is left alone
     clock.set_now(NOW + delivery.CLAIM_LEASE + timedelta(seconds=1))
-    result = delivery.dispatch(published.append)
+    result = delivery.dispatch(published.extend)
     assert (result.released, published) == (1, [row.id])
     assert fresh(row.id).status == S.PENDING
 
@@ -256,12 +257,12 @@ def test_only_one_dispatcher_holds_the_lease(make):
     row = make_notification(make.clinician())
     assert delivery.acquire_lease(delivery.DISPATCHER_LEASE_NAME, "other", timedelta(minutes=5))
     published: list[int] = []
-    assert delivery.dispatch(published.append).ran is False
+    assert delivery.dispatch(published.extend).ran is False
     assert published == []
     # The holder may extend; a dead holder's lease expires.
     assert delivery.acquire_lease(delivery.DISPATCHER_LEASE_NAME, "other", timedelta(minutes=5))
     clock.set_now(NOW + timedelta(minutes=5, seconds=1))
-    assert delivery.dispatch(published.append).published == 1
+    assert delivery.dispatch(published.extend).published == 1
     assert published == [row.id]
     # A finished run gives the lease back at once.
     assert delivery.acquire_lease(delivery.DISPATCHER_LEASE_NAME, "third", timedelta(minutes=5))

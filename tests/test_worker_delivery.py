@@ -158,8 +158,9 @@ def test_reminders_reach_smtp_through_a_worker_on_redis(
 
 
 def test_worker_killed_mid_batch_loses_nothing_and_doubles_nothing(
-        make, smtp, queue, shared_redis, broker_config, start_worker):
+        make, smtp, queue, shared_redis, broker_config, start_worker, app, monkeypatch):
     broker_config(shared_redis, queue)
+    monkeypatch.setitem(app.config, "NOTIFY_DELIVER_BATCH", 3)  # two tasks of three rows
     meeting, people, ids = meeting_with_attendees(make, 6)
     smtp.sink.hold_at = 2  # the third message keeps the worker waiting for our reply
     first = start_worker(shared_redis, queue)
@@ -239,8 +240,9 @@ def test_smtp_answering_4xx_for_a_while_is_retried_and_delivered(
 
 
 def test_two_dispatchers_at_once_send_each_notification_once(
-        make, smtp, queue, shared_redis, broker_config, start_worker, app):
+        make, smtp, queue, shared_redis, broker_config, start_worker, app, monkeypatch):
     broker_config(shared_redis, queue)
+    monkeypatch.setitem(app.config, "NOTIFY_DELIVER_BATCH", 2)  # four slow publishes
     meeting, people, ids = meeting_with_attendees(make, 8)
     barrier = threading.Barrier(2)
     results = []
@@ -249,9 +251,9 @@ def test_two_dispatchers_at_once_send_each_notification_once(
         with app.app_context():
             barrier.wait()
 
-            def slow_publish(notification_id: int) -> None:
+            def slow_publish(notification_ids: list[int]) -> None:
                 time.sleep(0.1)  # keep the two runs overlapping, even on a busy machine
-                delivery.publish_deliver(notification_id)
+                delivery.publish_deliver(notification_ids)
 
             results.append(delivery.dispatch(slow_publish))
 
@@ -264,7 +266,7 @@ def test_two_dispatchers_at_once_send_each_notification_once(
     assert sum(r.published for r in results) == 8
     # Even a dispatcher without the lease publishing everything again sends nothing twice.
     for notification_id in ids:
-        delivery.publish_deliver(notification_id)
+        delivery.publish_deliver([notification_id])
     worker = start_worker(shared_redis, queue)
     wait_until_sent(ids, worker)
     wait_for(lambda: queue_length(shared_redis, queue) == 0, 20, "the queue to drain")

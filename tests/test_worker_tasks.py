@@ -61,7 +61,7 @@ def flaky(monkeypatch):
         msg.set_content("An action is due.")
         return msg
 
-    monkeypatch.setattr(render, "build_email", message)
+    monkeypatch.setattr(render, "build_message", message)
 
     def install(failures: int) -> FlakyBackend:
         backend = FlakyBackend(failures)
@@ -135,7 +135,7 @@ def test_deliver_task_gives_up_after_the_last_attempt(app, celery_app, row, flak
 
 def test_dispatch_task_publishes_due_rows(app, celery_app, row, monkeypatch):
     published: list[int] = []
-    monkeypatch.setattr(delivery, "publish_deliver", published.append)
+    monkeypatch.setattr(delivery, "publish_deliver", published.extend)
     outcome = tasks.dispatch.apply().get()
     assert outcome == {"ran": True, "released": 0, "published": 1, "unpublished": 0,
                        "error": None}

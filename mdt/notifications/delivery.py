@@ -5,14 +5,17 @@ The protocol, end to end:
 1. A change commits a ``pending`` row with a due time (``services``).
 2. The dispatcher (beat, every minute; one at a time under a database lease)
    puts back to ``pending`` the rows whose worker died while ``sending``, then
-   publishes one deliver task per due ``pending`` row and stamps the row
-   ``dispatched_at`` so that it is not published again while it waits in the
-   queue. If the broker is down, nothing is stamped and the next run retries.
-3. The deliver task claims its row with a conditional UPDATE (pending → sending)
-   and goes on only if it won: a task delivered twice sends once. It renders,
-   sends, and marks the row ``sent``; on a transient error it puts the row back
-   to ``pending`` and asks to be retried a little later; after the last
-   attempt the row is ``failed``, for a coordinator to resend.
+   publishes one deliver task per chunk of due ``pending`` rows
+   (``NOTIFY_DELIVER_BATCH``) and stamps the rows ``dispatched_at`` so that
+   they are not published again while they wait in the queue. If the broker
+   is down, nothing is stamped and the next run retries.
+3. The deliver task takes its rows one by one: it claims each with a
+   conditional UPDATE (pending → sending) and goes on only if it won, so a
+   task delivered twice sends once. It renders, sends, and marks the row
+   ``sent``; on a transient error it puts that row back to ``pending`` and
+   asks for it alone to be retried a little later; after the last attempt
+   the row is ``failed``, for a coordinator to resend. Rows of one task share
+   the meeting, agenda and SMTP connection, never a claim or an outcome.
 
 Unlike services, these functions commit: the claim must be durable before
 the message leaves, and the outcome right after, or a crash in between would
@@ -29,7 +32,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from email.message import EmailMessage
+from email.message import Message
 from email.utils import parseaddr
 
 import sqlalchemy as sa
@@ -66,7 +69,8 @@ BATCH_SIZE = 500
 DISPATCHER_STALE_AFTER = timedelta(minutes=5)
 KEEP_RUNS = timedelta(days=7)
 
-Publisher = Callable[[int], None]
+#: Publishes one deliver task for a chunk of row ids.
+Publisher = Callable[[list[int]], None]
 
 
 # --- the single-dispatcher lease -------------------------------------------------
@@ -110,9 +114,9 @@ class DispatchResult:
     error: str | None = None
 
 
-def publish_deliver(notification_id: int) -> None:
-    """Publish one deliver task for a row, by task name."""
-    broker.publish(broker.DELIVER_TASK, notification_id)
+def publish_deliver(notification_ids: list[int]) -> None:
+    """Publish one deliver task for a chunk of rows, by task name."""
+    broker.publish(broker.DELIVER_TASK, list(notification_ids))
 
 
 def dispatch(publish: Publisher | None = None, *, holder: str | None = None) -> DispatchResult:
@@ -166,12 +170,14 @@ def due_batch(limit: int = BATCH_SIZE) -> list[int]:
 
 
 def _publish_due(publish: Publisher, holder: str, result: DispatchResult) -> None:
+    size = max(1, int(current_app.config["NOTIFY_DELIVER_BATCH"]))
     while ids := due_batch():
         published: list[int] = []
         try:
-            for notification_id in ids:
-                publish(notification_id)
-                published.append(notification_id)
+            for start in range(0, len(ids), size):
+                chunk = ids[start:start + size]
+                publish(chunk)
+                published.extend(chunk)
         except Exception as exc:  # kombu raises several kinds when the broker is down
             result.unpublished += len(ids) - len(published)
             result.error = f"publishing failed: {exc!r}"[:1000]
@@ -245,7 +251,9 @@ def deliver(notification_id: int) -> DeliveryResult:
         # Roles are loaded only by the kinds that need them (one query saved).
         select(Notification).options(joinedload(Notification.recipient)
                                      .lazyload(User.role_rows))
-        .where(Notification.id == notification_id)).one()
+        .where(Notification.id == notification_id)
+        # Fresh even in a batch, where committed objects are not expired.
+        .execution_options(populate_existing=True)).one()
     if not notification.recipient.is_active:
         return _finish(notification, Status.CANCELLED, Outcome.CANCELLED,
                        note="recipient deactivated")
@@ -269,15 +277,32 @@ def deliver(notification_id: int) -> DeliveryResult:
     return _finish(notification, Status.SENT, Outcome.SENT)
 
 
-def _render(notification: Notification) -> EmailMessage | None:
-    from mdt.notifications.render import build_email  # written by the content feature
+def deliver_batch(notification_ids: list[int]) -> dict[int, DeliveryResult]:
+    """Deliver the rows of one task in turn: each claimed, sent and recorded on its own."""
+    from mdt.notifications.render import shared_loads
 
-    message = build_email(notification)
+    session = db.session()
+    expire = session.expire_on_commit
+    # The meeting and agenda loaded for the first row serve the next ones:
+    # keep them loaded across the per-row commits (for this batch only).
+    session.expire_on_commit = False
+    try:
+        with shared_loads():
+            return {i: deliver(i) for i in dict.fromkeys(notification_ids)}
+    finally:
+        session.expire_on_commit = expire
+
+
+def _render(notification: Notification) -> Message | None:
+    from mdt.notifications.render import build_message  # written by the content feature
+
+    message = build_message(notification)
     if message is None:
         return None
     config = current_app.config
-    del message["From"]
-    message["From"] = config["MAIL_SENDER"]
+    if message["From"] != config["MAIL_SENDER"]:
+        del message["From"]
+        message["From"] = config["MAIL_SENDER"]
     if "To" not in message:
         message["To"] = notification.recipient.email
     if "Message-ID" not in message:

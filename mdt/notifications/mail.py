@@ -13,7 +13,7 @@ import socket
 import ssl
 import tempfile
 import threading
-from email.message import EmailMessage
+from email.message import Message
 from pathlib import Path
 from typing import Protocol
 
@@ -31,7 +31,7 @@ class PermanentMailError(MailError):
 
 
 class MailBackend(Protocol):
-    def send(self, message: EmailMessage, *, key: str) -> None:
+    def send(self, message: Message, *, key: str) -> None:
         """Hand ``message`` over; ``key`` names it (the notification id)."""
 
 
@@ -41,7 +41,7 @@ class FileBackend:
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.directory = Path(directory)
 
-    def send(self, message: EmailMessage, *, key: str) -> None:
+    def send(self, message: Message, *, key: str) -> None:
         """Write the message atomically: a reader never sees half a file."""
         self.directory.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=f".{key}.", suffix=".tmp")
@@ -68,7 +68,7 @@ class SMTPBackend:
         self.use_tls, self.username, self.password = use_tls, username, password
         self._local = threading.local()
 
-    def send(self, message: EmailMessage, *, key: str) -> None:
+    def send(self, message: Message, *, key: str) -> None:
         """Send the message; classify the server's refusal as transient or permanent."""
         try:
             self._send_once(message, reuse=True)
@@ -77,7 +77,7 @@ class SMTPBackend:
             self._close()
             self._send_once(message, reuse=False)
 
-    def _send_once(self, message: EmailMessage, *, reuse: bool) -> None:
+    def _send_once(self, message: Message, *, reuse: bool) -> None:
         connection = self._connection() if reuse else self._connect()
         try:
             refused = connection.send_message(message)

@@ -14,10 +14,17 @@ and the last 3 characters of the hospital number (``EMAIL_PATIENT_DETAIL``).
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from email.message import EmailMessage
+from email import message_from_bytes
+from email import policy as email_policy
+from email.charset import QP, Charset
+from email.message import EmailMessage, Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
 from email.utils import format_datetime as rfc2822_date
 from email.utils import formataddr, parseaddr
 from typing import Any
@@ -61,6 +68,19 @@ class Draft:
 
 def build_email(notification: Notification) -> EmailMessage | None:
     """Build the e-mail for ``notification``, or return None if it is no longer relevant."""
+    message = build_message(notification)
+    if message is None:
+        return None
+    return message_from_bytes(message.as_bytes(), policy=email_policy.default)  # type: ignore[return-value]
+
+
+def build_message(notification: Notification) -> Message | None:
+    """Build the e-mail as the worker sends it: like ``build_email``, but a compat32 message.
+
+    Three times cheaper to build and serialise than an ``EmailMessage`` (whose
+    header registry and content manager cost more than the templates), which
+    matters when a worker sends thousands of reminders.
+    """
     recipient = notification.recipient
     if not recipient.is_active:
         return None
@@ -124,12 +144,37 @@ def _valid_zone(zone: str) -> bool:
     return True
 
 
+#: Loads shared by the e-mails of one delivery batch, by key; None outside a batch.
+_shared: ContextVar[dict[tuple, Any] | None] = ContextVar("mdt_render_shared", default=None)
+
+
+@contextmanager
+def shared_loads() -> Iterator[None]:
+    """Share the meeting, its attendees and agenda between the e-mails built inside."""
+    token = _shared.set({})
+    try:
+        yield
+    finally:
+        _shared.reset(token)
+
+
+def _once(key: tuple, load: Callable[[], Any]) -> Any:
+    """``load()``, or within a batch the value it gave the first time for ``key``."""
+    shared = _shared.get()
+    if shared is None:
+        return load()
+    if key not in shared:
+        shared[key] = load()
+    return shared[key]
+
+
 def _meeting(notification: Notification) -> Meeting | None:
     if notification.meeting_id is None:
         return None
     # The series comes in the same query: every meeting e-mail names it.
-    return db.session.get(Meeting, notification.meeting_id,
-                          options=[joinedload(Meeting.series)])
+    return _once(("meeting", notification.meeting_id),
+                 lambda: db.session.get(Meeting, notification.meeting_id,
+                                        options=[joinedload(Meeting.series)]))
 
 
 def _upcoming_meeting(notification: Notification) -> Meeting | None:
@@ -141,6 +186,9 @@ def _upcoming_meeting(notification: Notification) -> Meeting | None:
 
 
 def _is_attendee(meeting: Meeting, user: User) -> bool:
+    if _shared.get() is not None:  # in a batch: one query for every recipient
+        return user.id in _once(("attendees", meeting.id), lambda: set(db.session.scalars(
+            sa.select(Attendance.user_id).where(Attendance.meeting_id == meeting.id))))
     return db.session.scalar(
         sa.select(sa.func.count(Attendance.id)).where(
             Attendance.meeting_id == meeting.id, Attendance.user_id == user.id)
@@ -148,12 +196,12 @@ def _is_attendee(meeting: Meeting, user: User) -> bool:
 
 
 def _agenda(meeting: Meeting) -> list[AgendaItem]:
-    return list(db.session.scalars(
+    return _once(("agenda", meeting.id), lambda: list(db.session.scalars(
         sa.select(AgendaItem)
         .where(AgendaItem.meeting_id == meeting.id, AgendaItem.status != ItemStatus.WITHDRAWN)
         .options(joinedload(AgendaItem.case).joinedload(Case.patient))
         .order_by(AgendaItem.position)
-    ))
+    )))
 
 
 def _base_context(notification: Notification, meeting: Meeting | None = None) -> dict[str, Any]:
@@ -373,10 +421,41 @@ def _render(kind: str, ext: str, context: dict[str, Any]) -> str:
     return current_app.jinja_env.get_template(f"emails/{kind}.{ext}").render(context)
 
 
-def _compose(notification: Notification, draft: Draft) -> EmailMessage:
+#: Text parts: UTF-8, quoted-printable (readable, safe for any line length).
+_UTF8_QP = Charset("utf-8")
+_UTF8_QP.body_encoding = QP
+
+
+def _text_part(text: str, subtype: str, charset: Charset | str = _UTF8_QP) -> MIMEText:
+    part = MIMEText(text, subtype, charset)
+    del part["MIME-Version"]  # only the top level needs it
+    return part
+
+
+def _compose(notification: Notification, draft: Draft) -> Message:
+    """Plain text and HTML alternatives; an invitation adds the calendar inline and as .ics.
+
+    The same structure ``EmailMessage.set_content``/``add_alternative``/
+    ``add_attachment`` build, with the cheaper compat32 classes.
+    """
     config = current_app.config
     kind = notification.kind.value
-    msg = EmailMessage()
+    context = {**draft.context, "subject": draft.subject}
+    body = MIMEMultipart("alternative", _subparts=[
+        _text_part(_render(kind, "txt", context), "plain"),
+        _text_part(_render(kind, "html", context), "html")])
+    msg = body
+    if draft.calendar is not None:
+        data, method = draft.calendar
+        inline = _text_part(data.decode("utf-8"), "calendar")
+        inline.set_param("method", method)
+        body.attach(inline)
+        del body["MIME-Version"]
+        attachment = _text_part(data.decode("utf-8"), "calendar", "utf-8")  # base64
+        attachment.set_param("method", method)
+        attachment.add_header("Content-Disposition", "attachment",
+                              filename="cancel.ics" if method == ics.CANCEL else "invite.ics")
+        msg = MIMEMultipart("mixed", _subparts=[body, attachment])
     msg["Subject"] = draft.subject
     msg["From"] = config["MAIL_SENDER"]
     msg["To"] = formataddr((notification.recipient.name, notification.recipient.email))
@@ -384,15 +463,6 @@ def _compose(notification: Notification, draft: Draft) -> EmailMessage:
     msg["Message-ID"] = _message_id(notification)
     msg["Auto-Submitted"] = "auto-generated"
     msg["X-Auto-Response-Suppress"] = "All"
-    context = {**draft.context, "subject": draft.subject}
-    msg.set_content(_render(kind, "txt", context))
-    msg.add_alternative(_render(kind, "html", context), subtype="html")
-    if draft.calendar is not None:
-        data, method = draft.calendar
-        msg.add_alternative(data.decode("utf-8"), subtype="calendar", params={"method": method})
-        msg.add_attachment(data, maintype="text", subtype="calendar",
-                           filename="cancel.ics" if method == ics.CANCEL else "invite.ics",
-                           params={"method": method})
     return msg
 
 
