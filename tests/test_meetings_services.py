@@ -468,3 +468,16 @@ def test_list_meetings_keeps_a_meeting_in_progress_upcoming(make, frozen_clock):
     assert [m.id for m in listing.upcoming] == [running.id, soon.id]
     assert [m.id for m in listing.past] == [over.id, old.id]
     assert listing.item_counts == {soon.id: 2}
+
+
+def test_generating_meetings_at_the_same_moment_as_someone_else_is_a_conflict(
+        make, frozen_clock, monkeypatch):
+    """The loser of two racing generate requests gets a clear conflict, not a server error."""
+    frozen_clock(NOW)
+    series = make.series()
+    assert services.generate_meetings(series)
+    db.session.commit()
+    # The racing request checked for existing meetings before the other one committed.
+    monkeypatch.setattr(services, "_existing_occurrences", lambda series, dates: set())
+    with pytest.raises(ConflictError, match="someone else"):
+        services.generate_meetings(series)

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload, lazyload, selectinload
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
 from mdt import clock
@@ -171,14 +172,18 @@ def occurrence_dates(series: MeetingSeries, weeks: int) -> list[date]:
     return [first + timedelta(weeks=k) for k in range(weeks)]
 
 
+def _existing_occurrences(series: MeetingSeries, dates: list[date]) -> set[date]:
+    return set(db.session.scalars(
+        select(Meeting.occurrence_date).where(Meeting.series_id == series.id,
+                                              Meeting.occurrence_date.in_(dates))))
+
+
 def generate_meetings(series: MeetingSeries, weeks: int = 8) -> list[Meeting]:
     """Create the series' missing upcoming meetings (idempotent); return the new ones."""
     if not series.is_active:
         return []
     dates = occurrence_dates(series, weeks)
-    existing = set(db.session.scalars(
-        select(Meeting.occurrence_date).where(Meeting.series_id == series.id,
-                                              Meeting.occurrence_date.in_(dates))))
+    existing = _existing_occurrences(series, dates)
     created = []
     for day in dates:
         starts_at = local_to_utc(day, series.start_time, series.time_zone)
@@ -190,7 +195,11 @@ def generate_meetings(series: MeetingSeries, weeks: int = 8) -> list[Meeting]:
                           chair_id=series.default_chair_id)
         db.session.add(meeting)
         created.append(meeting)
-    db.session.flush()
+    try:
+        db.session.flush()
+    except IntegrityError as exc:  # uq series+occurrence: another request generated them
+        raise ConflictError("These meetings were being scheduled by someone else at the same "
+                            "moment. Reload the page: they are there.") from exc
     for meeting in created:
         notify.on_meeting_created(meeting)
     return created
