@@ -30,6 +30,7 @@ import smtplib
 import socket
 import uuid
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import Message
@@ -71,6 +72,9 @@ KEEP_RUNS = timedelta(days=7)
 
 #: Publishes one deliver task for a chunk of row ids.
 Publisher = Callable[[list[int]], None]
+
+#: True inside ``deliver_batch``: outcomes commit with the next row's claim.
+_in_batch: ContextVar[bool] = ContextVar("mdt_delivery_in_batch", default=False)
 
 
 # --- the single-dispatcher lease -------------------------------------------------
@@ -286,10 +290,14 @@ def deliver_batch(notification_ids: list[int]) -> dict[int, DeliveryResult]:
     # The meeting and agenda loaded for the first row serve the next ones:
     # keep them loaded across the per-row commits (for this batch only).
     session.expire_on_commit = False
+    token = _in_batch.set(True)
     try:
         with shared_loads():
-            return {i: deliver(i) for i in dict.fromkeys(notification_ids)}
+            results = {i: deliver(i) for i in dict.fromkeys(notification_ids)}
+        db.session.commit()  # the last row's outcome
+        return results
     finally:
+        _in_batch.reset(token)
         session.expire_on_commit = expire
 
 
@@ -313,14 +321,27 @@ def _render(notification: Notification) -> Message | None:
     return message
 
 
+def _record_outcome() -> None:
+    """Make a row's outcome durable: now, or in a batch with the next row's claim.
+
+    The next claim commits at once, before anything else is sent, so the
+    outcome is no less safe; the batch commits the last one at its end.
+    """
+    if _in_batch.get():
+        db.session.flush()
+    else:
+        db.session.commit()
+
+
 def _finish(notification: Notification, status: Status, outcome: Outcome,
             note: str | None = None) -> DeliveryResult:
-    notification.status = status
-    notification.claimed_at = None
-    notification.last_error = note
+    values = {"status": status, "claimed_at": None, "last_error": note}
     if status == Status.SENT:
-        notification.sent_at = clock.now()
-    db.session.commit()
+        values["sent_at"] = clock.now()
+    # One UPDATE, without the unit of work's bookkeeping.
+    db.session.execute(update(Notification).where(Notification.id == notification.id)
+                       .values(**values).execution_options(synchronize_session="evaluate"))
+    _record_outcome()
     return DeliveryResult(outcome)
 
 
@@ -329,7 +350,7 @@ def _fail(notification_id: int, error: str) -> DeliveryResult:
         update(Notification).where(Notification.id == notification_id)
         .values(status=Status.FAILED, claimed_at=None, last_error=error[:2000])
         .execution_options(synchronize_session=False))
-    db.session.commit()
+    _record_outcome()
     log.error("notification %d failed: %s", notification_id, error)
     return DeliveryResult(Outcome.FAILED, error=error)
 
@@ -354,7 +375,7 @@ def _retry_or_fail(notification: Notification, error: str) -> DeliveryResult:
     # Counts as published: the retry task is on its way.
     notification.dispatched_at = clock.now()
     notification.last_error = error[:2000]
-    db.session.commit()
+    _record_outcome()
     log.warning("notification %d: attempt %d failed, retrying: %s",
                 notification.id, notification.attempts, error)
     return DeliveryResult(Outcome.RETRY, retry_in=retry_delay(notification.attempts),
