@@ -85,7 +85,7 @@ def test_invite_reschedule_cancel_through_meeting_services(make, frozen_clock):
     update = rows(kind=K.INVITATION, status=NotificationStatus.PENDING)[0]
     cal, event = _event(build_email(update))
     assert int(event["SEQUENCE"]) == 1 and event.decoded("DTSTART") == utc(2026, 12, 10, 8, 0)
-    assert str(event["UID"]) == f"meeting-{meeting.id}@mdt"
+    assert str(event["UID"]) == f"meeting-{meeting.id}@mdt.test"
     assert {r.due_at for r in rows(kind=K.MEETING_REMINDER)} == {
         utc(2026, 12, 9, 8, 0), utc(2026, 12, 10, 7, 0)}
 

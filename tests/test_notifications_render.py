@@ -120,7 +120,7 @@ def test_invitation_carries_request_calendar(setting):
     assert any(p.get_filename() == "invite.ics" for p in parts)
     assert str(cal["METHOD"]) == "REQUEST"
     event = cal.walk("VEVENT")[0]
-    assert str(event["UID"]) == f"meeting-{meeting.id}@mdt"
+    assert str(event["UID"]) == f"meeting-{meeting.id}@mdt.test"
     assert int(event["SEQUENCE"]) == 0
     assert event.decoded("DTSTART") == utc(2026, 12, 3, 6, 0)
     assert event.decoded("DTEND") == utc(2026, 12, 3, 7, 30)
@@ -158,7 +158,7 @@ def test_cancellation_carries_cancel_calendar(setting):
     assert str(cal["METHOD"]) == "CANCEL"
     event = cal.walk("VEVENT")[0]
     assert str(event["STATUS"]) == "CANCELLED"
-    assert str(event["UID"]) == f"meeting-{meeting.id}@mdt"
+    assert str(event["UID"]) == f"meeting-{meeting.id}@mdt.test"
     assert "cancelled" in _parts(msg)[0]
 
 

@@ -159,13 +159,13 @@ def test_calendar_feed_lists_meetings_without_patient_data(client, app, login_as
     body = response.get_data(as_text=True)
     assert "Zed" not in body and "Q1234567" not in body and "Z.P." not in body
     events = {str(e["UID"]): e for e in icalendar.Calendar.from_ical(body).walk("VEVENT")}
-    assert set(events) == {f"meeting-{live.id}@mdt", f"meeting-{gone.id}@mdt"}
-    assert f"meeting-{not_mine.id}@mdt" not in events
-    assert str(events[f"meeting-{live.id}@mdt"]["STATUS"]) == "CONFIRMED"
-    assert str(events[f"meeting-{gone.id}@mdt"]["STATUS"]) == "CANCELLED"
-    assert int(events[f"meeting-{gone.id}@mdt"]["SEQUENCE"]) == 1
-    assert events[f"meeting-{live.id}@mdt"].decoded("DTSTART") == live.starts_at
-    assert str(events[f"meeting-{live.id}@mdt"]["SUMMARY"]) == "Bone MDT"
+    assert set(events) == {f"meeting-{live.id}@mdt.test", f"meeting-{gone.id}@mdt.test"}
+    assert f"meeting-{not_mine.id}@mdt.test" not in events
+    assert str(events[f"meeting-{live.id}@mdt.test"]["STATUS"]) == "CONFIRMED"
+    assert str(events[f"meeting-{gone.id}@mdt.test"]["STATUS"]) == "CANCELLED"
+    assert int(events[f"meeting-{gone.id}@mdt.test"]["SEQUENCE"]) == 1
+    assert events[f"meeting-{live.id}@mdt.test"].decoded("DTSTART") == live.starts_at
+    assert str(events[f"meeting-{live.id}@mdt.test"]["SUMMARY"]) == "Bone MDT"
 
 
 def test_feed_token_regenerated_and_revoked(client, app, login_as, make):

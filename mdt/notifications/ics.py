@@ -1,6 +1,7 @@
 """iCalendar (RFC 5545) files for meeting invitations and the personal feed.
 
-One meeting is one VEVENT whose UID never changes (``meeting-{id}@mdt``);
+One meeting is one VEVENT whose UID never changes (``meeting-{id}@{host}``,
+the host of BASE_URL, so two mdt installations never share a UID);
 every reschedule bumps ``meeting.sequence``, which is the event's SEQUENCE,
 so calendar programs replace the old event instead of adding a second one.
 Times are written in UTC. No patient data ever goes into a calendar file.
@@ -11,6 +12,7 @@ from collections.abc import Iterable
 from datetime import UTC
 from email.utils import parseaddr
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from flask import current_app
 from icalendar import Calendar, Event, vCalAddress, vText
@@ -27,8 +29,9 @@ CANCEL = "CANCEL"
 
 
 def meeting_uid(meeting: Meeting) -> str:
-    """Return the meeting's calendar UID, stable across reschedules."""
-    return f"meeting-{meeting.id}@mdt"
+    """Return the meeting's calendar UID, stable across reschedules, unique per installation."""
+    host = urlsplit(current_app.config["BASE_URL"]).hostname or "mdt"
+    return f"meeting-{meeting.id}@{host}"
 
 
 def meeting_url(meeting: Meeting) -> str:
