@@ -44,6 +44,13 @@ class ConflictError(DomainError):
     code = "conflict"
 
 
+class ThrottledError(DomainError):
+    """Too many attempts in a short time; try again later."""
+
+    status_code = 429
+    code = "throttled"
+
+
 class ImmutableError(DomainError):
     """A signed clinical record cannot be changed; amend it instead."""
 

@@ -143,3 +143,43 @@ def test_form_fields_carry_aria_attributes_only_with_errors(client, make):
     make.user(email="doc@example.org")
     body = client.post("/login", data={"email": "doc@example.org", "password": "wrong"}).get_data(as_text=True)
     assert 'aria-invalid="true"' in body and 'aria-describedby="password-err"' in body
+
+
+def test_too_many_failed_sign_ins_make_the_account_wait(client, make, frozen_clock):
+    from datetime import timedelta
+
+    from mdt import clock
+
+    start = frozen_clock(clock.now())
+    make.user(email="doc@example.org")
+    for _ in range(5):
+        client.post("/login", data={"email": "doc@example.org", "password": "guess"})
+    response = client.post("/login", data={"email": "doc@example.org", "password": PASSWORD})
+    assert response.status_code == 429
+    assert "Too many failed sign-ins" in response.get_data(as_text=True)
+    assert client.get("/").status_code == 302  # not signed in
+    actions = list(db.session.scalars(select(AuditEntry.action)))
+    assert actions.count("auth.login_failed") == 5 and "auth.login_throttled" in actions
+
+    frozen_clock(start + timedelta(minutes=16))
+    response = client.post("/login", data={"email": "doc@example.org", "password": PASSWORD})
+    assert response.status_code == 302 and client.get("/").status_code == 200
+
+
+def test_a_successful_sign_in_clears_earlier_failures(client, make, frozen_clock):
+    from datetime import timedelta
+
+    from mdt import clock
+
+    start = frozen_clock(clock.now())
+    make.user(email="doc@example.org")
+    for _ in range(4):
+        client.post("/login", data={"email": "doc@example.org", "password": "guess"})
+    frozen_clock(start + timedelta(seconds=1))
+    assert client.post("/login", data={"email": "doc@example.org", "password": PASSWORD}).status_code == 302
+    client.post("/logout")
+    frozen_clock(start + timedelta(seconds=2))
+    for _ in range(4):
+        client.post("/login", data={"email": "doc@example.org", "password": "guess"})
+    response = client.post("/login", data={"email": "doc@example.org", "password": PASSWORD})
+    assert response.status_code == 302

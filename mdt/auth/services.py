@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import timedelta
 
 from sqlalchemy import func, select
 
 from mdt import clock
 from mdt.audit import services as audit
+from mdt.audit.models import AuditEntry
 from mdt.auth.models import Discipline, Role, User, UserRole
 from mdt.auth.passwords import MIN_LENGTH, hash_password, needs_rehash, verify_password
-from mdt.errors import InvalidError, NotFoundError
+from mdt.errors import InvalidError, NotFoundError, ThrottledError
 from mdt.extensions import db
 
 
@@ -102,9 +104,36 @@ def update_user(user: User, *, name: str, email: str, discipline: Discipline,
     return user
 
 
+#: After this many failed sign-ins within THROTTLE_WINDOW, the account waits.
+THROTTLE_FAILURES = 5
+THROTTLE_WINDOW = timedelta(minutes=15)
+
+
+def recent_failures(user: User) -> int:
+    """Count the account's failed sign-ins in the throttle window since its last success."""
+    since = clock.now() - THROTTLE_WINDOW
+    if user.last_login_at is not None and user.last_login_at > since:
+        since = user.last_login_at
+    return db.session.scalar(
+        select(func.count(AuditEntry.id)).where(
+            AuditEntry.object_type == User.__tablename__, AuditEntry.object_id == user.id,
+            AuditEntry.action == "auth.login_failed", AuditEntry.created_at > since)) or 0
+
+
 def authenticate(email: str, password: str) -> User | None:
-    """Return the active user with these credentials, auditing the attempt."""
+    """Return the active user with these credentials, auditing the attempt.
+
+    Raises ``ThrottledError`` while an account has had too many recent failed
+    attempts (the failures are the audit entries themselves), so a password
+    cannot be guessed by trying many.
+    """
     user = find_by_email(email)
+    if user is not None and recent_failures(user) >= THROTTLE_FAILURES:
+        audit.record("auth.login_throttled", "Sign-in refused: too many failed attempts",
+                     obj=user, actor_id=user.id, data={"window_minutes": 15})
+        raise ThrottledError(
+            "Too many failed sign-ins for this account. Wait 15 minutes and try again, "
+            "or ask an administrator to reset your password.")
     ok = verify_password(user.password_hash if user else None, password)
     if not ok or user is None or not user.is_active:
         reason = "unknown e-mail" if user is None else (

@@ -10,6 +10,7 @@ from mdt.audit import services as audit
 from mdt.auth import services
 from mdt.auth.forms import LoginForm
 from mdt.auth.models import User
+from mdt.errors import ThrottledError
 from mdt.extensions import db, login_manager
 
 bp = Blueprint("auth", __name__)
@@ -43,7 +44,12 @@ def login():
         return redirect(url_for("home.index"))
     form = LoginForm()
     if form.validate_on_submit():
-        user = services.authenticate(form.email.data, form.password.data)
+        try:
+            user = services.authenticate(form.email.data, form.password.data)
+        except ThrottledError as exc:
+            db.session.commit()  # keep the audit entry of the refused attempt
+            form.password.errors.append(exc.message)
+            return render_template("auth/login.html", form=form), exc.status_code
         db.session.commit()
         if user is not None:
             login_user(user, remember=form.remember.data)
