@@ -25,7 +25,8 @@ S = NotificationStatus
 @pytest.fixture
 def celery_app(app):
     celery_app = celery_init_app(app)
-    celery_app.conf.task_always_eager = True
+    # Tasks are called with .apply(): run here, no broker; the real worker path
+    # is tested in test_worker_delivery.py.
     yield celery_app
     app.extensions.pop("celery", None)
     celery_app.close()
