@@ -195,3 +195,18 @@ class QueryCounter:
 def count_queries(app):
     """``with count_queries() as q: client.get(...)``; then ``len(q)`` statements ran."""
     return lambda: QueryCounter(db.engine)
+
+
+@pytest.fixture
+def celery_app(app):
+    """The worker's Celery app bound to the test's Flask app, for calling task bodies.
+
+    Tests call tasks with ``.apply()``: they run in this process, no broker.
+    The real worker path is tested in test_worker_delivery.py.
+    """
+    from worker.celery_app import celery_init_app
+
+    celery_app = celery_init_app(app)
+    yield celery_app
+    app.extensions.pop("celery", None)
+    celery_app.close()

@@ -17,19 +17,8 @@ from mdt.extensions import db
 from mdt.notifications import broker, delivery
 from mdt.notifications.models import Notification, NotificationKind, NotificationStatus
 from worker import tasks
-from worker.celery_app import celery_init_app
 
 S = NotificationStatus
-
-
-@pytest.fixture
-def celery_app(app):
-    celery_app = celery_init_app(app)
-    # Tasks are called with .apply(): run here, no broker; the real worker path
-    # is tested in test_worker_delivery.py.
-    yield celery_app
-    app.extensions.pop("celery", None)
-    celery_app.close()
 
 
 def reminders(make, count: int) -> list[int]:

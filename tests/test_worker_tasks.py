@@ -11,24 +11,12 @@ from mdt.extensions import db
 from mdt.notifications import broker, delivery
 from mdt.notifications.models import Notification, NotificationKind, NotificationStatus
 from worker import tasks
-from worker.celery_app import celery_init_app
 from worker.schedule import beat_schedule
 
 from .factories import utc
 
 NOW = utc(2026, 12, 3, 9, 0)
 S = NotificationStatus
-
-
-@pytest.fixture
-def celery_app(app):
-    """The worker's Celery app bound to the test's Flask app, tasks run in-process."""
-    celery_app = celery_init_app(app)
-    # Tasks are called with .apply(): run here, no broker; the real worker path
-    # is tested in test_worker_delivery.py.
-    yield celery_app
-    app.extensions.pop("celery", None)
-    celery_app.close()
 
 
 @pytest.fixture
