@@ -32,7 +32,8 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from datetime import date, time as dtime, timedelta
+from datetime import date, timedelta
+from datetime import time as dtime
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -209,7 +210,7 @@ def drained(redis_url: str, queue: str) -> bool:
 
 def warm_up(redis_url: str, queue: str) -> None:
     """Run a few bare tasks so every worker process has imported and connected."""
-    from mdt.notifications import broker
+    from mdt.delivery import broker
 
     for n in range(20):
         broker.publish("bench.noop", n)
@@ -217,7 +218,7 @@ def warm_up(redis_url: str, queue: str) -> None:
 
 
 def measure_bare(redis_url: str, queue: str, count: int) -> float:
-    from mdt.notifications import broker
+    from mdt.delivery import broker
 
     started = time.monotonic()
     for n in range(count):
@@ -227,7 +228,7 @@ def measure_bare(redis_url: str, queue: str, count: int) -> float:
 
 
 def measure_notifications(sink: CountingSink, count: int) -> tuple[float, float, dict]:
-    from mdt.notifications import delivery
+    from mdt.delivery import dispatcher as delivery
 
     started = time.monotonic()
     result = delivery.dispatch()

@@ -16,13 +16,20 @@ from mdt.config import check_config, load_config
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
+def _data_folder(name: str) -> str:
+    """``templates`` or ``migrations``: in the package when installed from a wheel
+    (see setup.py), else beside it at the top of the checkout."""
+    shipped = Path(__file__).resolve().parent / name
+    return str(shipped if shipped.is_dir() else PROJECT_ROOT / name)
+
+
 def create_app(test_config: dict | None = None) -> Flask:
     """Create and configure the application."""
     app = Flask(
         __name__,
         instance_path=os.environ.get("MDT_INSTANCE_PATH", str(PROJECT_ROOT / "instance")),
         instance_relative_config=True,
-        template_folder=str(PROJECT_ROOT / "templates"),
+        template_folder=_data_folder("templates"),
     )
     app.config.from_mapping(load_config(app.instance_path))
     if test_config:
@@ -47,7 +54,7 @@ def _init_extensions(app: Flask) -> None:
     from mdt.extensions import csrf, db, login_manager, migrate
 
     db.init_app(app)
-    migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"), render_as_batch=True,
+    migrate.init_app(app, db, directory=_data_folder("migrations"), render_as_batch=True,
                      compare_type=True)
     login_manager.init_app(app)
     csrf.init_app(app)
@@ -72,22 +79,20 @@ def _register_blueprints(app: Flask) -> None:
     from mdt.auth.views import bp as auth_bp
     from mdt.cases.views import bp as cases_bp
     from mdt.decisions.views import bp as decisions_bp
+    from mdt.delivery.views import bp as delivery_bp
     from mdt.home.views import bp as home_bp
     from mdt.meetings.views import bp as meetings_bp
     from mdt.notifications.views import bp as notifications_bp
 
     for bp in (home_bp, auth_bp, admin_bp, meetings_bp, cases_bp, decisions_bp, audit_bp,
-               notifications_bp):
+               notifications_bp, delivery_bp):
         app.register_blueprint(bp)
-    from mdt.notifications.ops_views import bp as notifications_ops_bp
-
-    app.register_blueprint(notifications_ops_bp)
 
 
 def _register_cli(app: Flask) -> None:
     from mdt.auth.cli import user_cli
+    from mdt.delivery.cli import notifications_cli
     from mdt.demo.cli import demo_cli
-    from mdt.notifications.cli import notifications_cli
 
     app.cli.add_command(user_cli)
     app.cli.add_command(demo_cli)

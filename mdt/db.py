@@ -1,14 +1,20 @@
-"""Declarative base, naming convention and column types shared by all models."""
+"""Declarative base, naming convention, column types, and the services' flush and load helpers."""
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, registry
+from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.types import TypeDecorator
 
 from mdt import clock
+
+T = TypeVar("T")
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -73,3 +79,43 @@ class TimestampMixin:
     updated_at: Mapped[datetime] = mapped_column(
         UTCDateTime(), default=clock.now, onupdate=clock.now
     )
+
+
+#: What a lost optimistic-lock race says when the service has nothing more specific.
+CONCURRENT_CHANGE = ("Someone else changed this record at the same moment. "
+                     "Reload the page and try again.")
+
+
+def flush_or_conflict(message: str = CONCURRENT_CHANGE, *,
+                      integrity: bool = False) -> None:
+    """Flush the session; a concurrent change becomes a ``ConflictError`` with ``message``.
+
+    A stale ``version`` column (``StaleDataError``) always counts as a concurrent
+    change; a unique-constraint violation does too when ``integrity`` is set
+    (two requests inserting the same row). The caller's request rolls back.
+    """
+    from mdt.errors import ConflictError
+    from mdt.extensions import db
+
+    caught: tuple[type[Exception], ...] = (
+        (StaleDataError, IntegrityError) if integrity else (StaleDataError,))
+    try:
+        db.session.flush()
+    except caught as exc:
+        raise ConflictError(message) from exc
+
+
+def get_or_404(model: type[T], ident: Any, message: str, *,
+               options: Sequence[Any] = ()) -> T:
+    """Return the row of ``model`` with primary key ``ident`` or raise ``NotFoundError``.
+
+    The services' one way to load by id: the error carries the service's own
+    message ("No such meeting."), which the error handlers show with a 404.
+    """
+    from mdt.errors import NotFoundError
+    from mdt.extensions import db
+
+    row = db.session.get(model, ident, options=options)
+    if row is None:
+        raise NotFoundError(message)
+    return row

@@ -9,10 +9,10 @@ from mdt.decisions.models import (  # noqa: F401
     Opinion,
     Proposal,
 )
+from mdt.delivery.models import DispatcherRun, Lease  # noqa: F401
 from mdt.meetings.models import AgendaItem, Attendance, Meeting, MeetingSeries  # noqa: F401
 from mdt.notifications.models import (  # noqa: F401
     CalendarFeedToken,
     Notification,
     NotificationPreference,
 )
-from mdt.notifications.dispatch_models import DispatcherRun, Lease  # noqa: F401

@@ -5,6 +5,7 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from flask import Flask, current_app, flash
+from flask_login import current_user
 from flask_wtf import FlaskForm
 
 from mdt import clock
@@ -43,12 +44,25 @@ def apply_field_errors(form: FlaskForm, exc: DomainError) -> None:
         flash(exc.message, "error")
 
 
+def nav_links() -> list[tuple[str, str]]:
+    """Return the (endpoint, label) links of the main menu the signed-in person may use."""
+    from mdt.auth.models import Role
+    from mdt.auth.permissions import can_coordinate
+
+    links = [("meetings.index", "Meetings"), ("cases.index", "Cases")]
+    if current_user.is_authenticated and current_user.has_role(Role.ADMIN):
+        links.append(("admin.users", "Users"))
+    if can_coordinate(current_user):
+        links.append(("delivery.index", "Delivery"))
+    return links
+
+
 def register_web_helpers(app: Flask) -> None:
     """Register template filters and globals."""
     app.add_template_filter(format_datetime, "datetime")
     app.add_template_filter(format_date, "date")
     app.add_template_global(clock.now, "now")
-    app.context_processor(lambda: {"nav_endpoints": set(app.view_functions)})
+    app.add_template_global(nav_links)
 
     @app.after_request
     def security_headers(response):

@@ -28,7 +28,7 @@ EXPECTED = {
     "admin.users":                  [LOGIN, OK,        FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN],
     "admin.new_user":               [LOGIN, OK,        FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN],
     "admin.edit_user":              [LOGIN, OK,        FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN],
-    "notifications_ops.index":      [LOGIN, OK,        OK,        FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN],
+    "delivery.index":      [LOGIN, OK,        OK,        FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN],
     "audit.case_history":           [LOGIN, OK,        OK,        FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN],
     "cases.index":                  [LOGIN, OK,        OK,        OK,        OK,        OK,        OK,        OK],
     "cases.new":                    [LOGIN, FORBIDDEN, OK,        OK,        OK,        OK,        OK,        OK],

@@ -12,7 +12,7 @@ from .factories import PASSWORD
 
 
 def test_password_is_stored_as_argon2id(make):
-    user = services.create_user(email="A.Person@Example.org", name="A Person",
+    user = services.create_user(actor=None, email="A.Person@Example.org", name="A Person",
                                 discipline=Discipline.ORTHOPAEDICS, roles=[Role.SPECIALIST],
                                 password="long enough password")
     db.session.commit()

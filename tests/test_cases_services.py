@@ -9,7 +9,16 @@ from sqlalchemy import select
 
 from mdt.audit.models import AuditEntry
 from mdt.cases import services
-from mdt.cases.models import Case, CaseReference, CaseStatus, MarkerStatus, Patient, ReferenceKind, Sex
+from mdt.cases.models import (
+    Case,
+    CaseReference,
+    CaseStatus,
+    MarkerStatus,
+    Patient,
+    ReferenceKind,
+    Sex,
+)
+from mdt.cases.services import patients, referral
 from mdt.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
 from mdt.extensions import db
 
@@ -162,7 +171,7 @@ def test_concurrent_write_between_read_and_flush_is_a_conflict_and_rolls_back_th
 def test_failed_insert_leaves_neither_case_nor_audit_entry(make, monkeypatch):
     """Two people register the same new patient at once: the loser saves nothing at all."""
     make.patient(hospital_number="H0005")
-    monkeypatch.setattr(services, "find_patient", lambda number: None)  # lost the race
+    monkeypatch.setattr(patients, "find_patient", lambda number: None)  # lost the race
     with pytest.raises(ConflictError):
         services.create_case(patient=services.PatientInput(
             "H0005", "A Person", date(1960, 1, 1), Sex.FEMALE), values=VALUES,
@@ -174,7 +183,7 @@ def test_failed_insert_leaves_neither_case_nor_audit_entry(make, monkeypatch):
 
 def test_database_check_constraint_failure_rolls_back_the_change_and_its_entry(make, monkeypatch):
     case = make.case(ecog=1)
-    monkeypatch.setattr(services, "clean_case_values", lambda values, case=None: values)  # skip our checks
+    monkeypatch.setattr(referral, "clean_case_values", lambda values, case=None: values)  # skip our checks
     with pytest.raises(ConflictError):  # ck_cases_ecog_range refuses it in the database
         services.update_case(case, expected_version=1, actor=case.referring_clinician,
                              values={"ecog": 9})
@@ -273,7 +282,7 @@ def test_responsible_clinician_sees_the_case_but_cannot_edit_it(make):
     sign_consensus(make, item, responsible)
     assert [c.id for c in services.list_cases(responsible)] == [item.case_id]
     assert services.can_view_case(responsible, item.case)
-    assert not services.may_edit_case(responsible, item.case)
+    assert not services.can_edit_case(responsible, item.case)
 
 
 def test_today_uses_the_default_time_zone(app, frozen_clock):

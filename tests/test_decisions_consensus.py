@@ -10,9 +10,11 @@ from mdt.audit.models import AuditEntry
 from mdt.auth.models import User
 from mdt.decisions import services
 from mdt.decisions.models import Consensus, Intent, Modality, Outcome, Stance
+from mdt.decisions.services import consensus
 from mdt.errors import ConflictError, ForbiddenError, InvalidError
 from mdt.extensions import db
 from mdt.meetings.models import ItemStatus, MeetingStatus
+from mdt.notifications import services as notifications
 
 from .decisions_scene import build_scene
 
@@ -34,9 +36,9 @@ def _consensus():
 def spy(monkeypatch):
     """Record calls of the notification hooks the decisions feature makes."""
     calls: list[tuple[str, int]] = []
-    monkeypatch.setattr(services.notifications, "on_consensus_signed",
+    monkeypatch.setattr(notifications, "on_consensus_signed",
                         lambda c: calls.append(("signed", c.id)))
-    monkeypatch.setattr(services.notifications, "on_amendment_added",
+    monkeypatch.setattr(notifications, "on_amendment_added",
                         lambda a: calls.append(("amended", a.id)))
     return calls
 
@@ -86,7 +88,7 @@ def test_only_the_chair_may_sign(client, make, login_as):
     login_as(s.other_clinician)
     assert client.get(f"/items/{s.item.id}/consensus").status_code == 404
     with pytest.raises(ForbiddenError):
-        services.sign_consensus(s.coordinator, s.item, outcome=Outcome.NO_CONSENSUS, reason="x")
+        services.sign_consensus(s.coordinator, s.item, services.ConsensusInput(outcome=Outcome.NO_CONSENSUS, reason="x"))
     assert _consensus() is None
 
 
@@ -115,7 +117,7 @@ def test_deferred_and_no_consensus_need_a_reason(client, make, login_as, outcome
 
 def test_deferred_sets_the_item_deferred_with_the_reason(make):
     s = build_scene(make, started=True)
-    services.sign_consensus(s.chair, s.item, outcome=Outcome.DEFERRED, reason="Awaiting MRI")
+    services.sign_consensus(s.chair, s.item, services.ConsensusInput(outcome=Outcome.DEFERRED, reason="Awaiting MRI"))
     db.session.commit()
     db.session.expire_all()
     assert (s.item.status, s.item.status_reason) == (ItemStatus.DEFERRED, "Awaiting MRI")
@@ -124,7 +126,7 @@ def test_deferred_sets_the_item_deferred_with_the_reason(make):
 
 def test_no_consensus_sets_the_item_discussed(make):
     s = build_scene(make, started=True)
-    services.sign_consensus(s.chair, s.item, outcome=Outcome.NO_CONSENSUS, reason="Split")
+    services.sign_consensus(s.chair, s.item, services.ConsensusInput(outcome=Outcome.NO_CONSENSUS, reason="Split"))
     db.session.commit()
     db.session.expire_all()
     assert s.item.status == ItemStatus.DISCUSSED
@@ -134,7 +136,7 @@ def test_signing_an_item_a_coordinator_already_marked_discussed(make):
     s = build_scene(make, started=True)
     s.item.status = ItemStatus.DISCUSSED
     db.session.commit()
-    services.sign_consensus(s.chair, s.item, outcome=Outcome.DEFERRED, reason="Need biopsy")
+    services.sign_consensus(s.chair, s.item, services.ConsensusInput(outcome=Outcome.DEFERRED, reason="Need biopsy"))
     db.session.commit()
     db.session.expire_all()
     assert (s.item.status, s.item.status_reason) == (ItemStatus.DEFERRED, "Need biopsy")
@@ -162,13 +164,13 @@ def test_adopted_proposals_must_be_open_proposals_of_the_item(make):
     elsewhere = make.proposal(author=s.radonc)
     for ids in ([gone.id], [elsewhere.id]):
         with pytest.raises(InvalidError) as exc:
-            services.sign_consensus(s.chair, s.item, outcome=Outcome.AGREED, recommendation="x",
-                                    responsible_clinician_id=s.referrer.id, adopted_ids=ids)
+            services.sign_consensus(s.chair, s.item, services.ConsensusInput(outcome=Outcome.AGREED, recommendation="x",
+                                    responsible_clinician_id=s.referrer.id, adopted_ids=ids))
         assert "adopted" in exc.value.fields
     kept = make.proposal(item=s.item, author=s.radonc)
     with pytest.raises(InvalidError) as exc:
-        services.sign_consensus(s.chair, s.item, outcome=Outcome.NO_CONSENSUS, reason="x",
-                                adopted_ids=[kept.id])
+        services.sign_consensus(s.chair, s.item, services.ConsensusInput(outcome=Outcome.NO_CONSENSUS, reason="x",
+                                adopted_ids=[kept.id]))
     assert exc.value.fields["adopted"] == "Only an agreed recommendation adopts proposals."
 
 
@@ -229,12 +231,11 @@ def test_two_signings_racing_leave_one_consensus(make, app, monkeypatch):
     services.check_can_sign(s.chair, mine)
     chair_id = s.chair.id
     with app.app_context():
-        services.sign_consensus(db.session.get(User, chair_id), services.get_item(s.item.id),
-                                outcome=Outcome.NO_CONSENSUS, reason="First")
+        services.sign_consensus(db.session.get(User, chair_id), services.get_item(s.item.id), services.ConsensusInput(outcome=Outcome.NO_CONSENSUS, reason="First"))
         db.session.commit()
-    monkeypatch.setattr(services, "check_can_sign", lambda *a: None)  # passed, as in the race
+    monkeypatch.setattr(consensus, "check_can_sign", lambda *a: None)  # passed, as in the race
     with pytest.raises(ConflictError, match="just been signed"):
-        services.sign_consensus(s.chair, mine, outcome=Outcome.NO_CONSENSUS, reason="Second")
+        services.sign_consensus(s.chair, mine, services.ConsensusInput(outcome=Outcome.NO_CONSENSUS, reason="Second"))
     db.session.rollback()
     assert _consensus().reason == "First"
 
@@ -242,9 +243,9 @@ def test_two_signings_racing_leave_one_consensus(make, app, monkeypatch):
 def test_no_signing_before_the_meeting_or_when_cancelled(make):
     s = build_scene(make)
     with pytest.raises(InvalidError, match="not started"):
-        services.sign_consensus(s.chair, s.item, outcome=Outcome.NO_CONSENSUS, reason="x")
+        services.sign_consensus(s.chair, s.item, services.ConsensusInput(outcome=Outcome.NO_CONSENSUS, reason="x"))
     s2 = build_scene(make, started=True)
     s2.meeting.status = MeetingStatus.CANCELLED
     db.session.commit()
     with pytest.raises(InvalidError, match="cancelled"):
-        services.sign_consensus(s2.chair, s2.item, outcome=Outcome.NO_CONSENSUS, reason="x")
+        services.sign_consensus(s2.chair, s2.item, services.ConsensusInput(outcome=Outcome.NO_CONSENSUS, reason="x"))

@@ -20,6 +20,7 @@ from mdt.decisions.models import (
 )
 from mdt.errors import ImmutableError
 from mdt.extensions import db
+from mdt.notifications import services as notifications
 
 from .decisions_scene import build_scene
 
@@ -32,10 +33,10 @@ def signed(make):
     s.other = make.proposal(item=s.item, author=s.ortho, modality=Modality.CEMENTOPLASTY)
     make.opinion(s.adopted, s.ortho, Stance.SUPPORT)
     consensus = services.sign_consensus(
-        s.chair, s.item, outcome=Outcome.AGREED, recommendation="SBRT to T7",
+        s.chair, s.item, services.ConsensusInput(outcome=Outcome.AGREED, recommendation="SBRT to T7",
         intent=Intent.PALLIATIVE, responsible_clinician_id=s.referrer.id,
         adopted_ids=[s.adopted.id],
-        actions=[services.ActionInput("Book planning CT", s.radonc.id, date(2026, 12, 4))])
+        actions=[services.ActionInput("Book planning CT", s.radonc.id, date(2026, 12, 4))]))
     db.session.commit()
     s.consensus_id = consensus.id
     return s
@@ -145,7 +146,7 @@ class TestAmendments:
     def test_chair_adds_an_amendment_shown_beneath_with_who_and_when(self, client, signed,
                                                                       login_as, monkeypatch):
         calls = []
-        monkeypatch.setattr(services.notifications, "on_amendment_added",
+        monkeypatch.setattr(notifications, "on_amendment_added",
                             lambda a: calls.append(a.id))
         login_as(signed.chair)
         page = client.get(f"/consensus/{signed.consensus_id}/amend").get_data(as_text=True)

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from mdt.audit.models import AuditEntry
 from mdt.decisions import services
 from mdt.decisions.models import Opinion, Stance
+from mdt.decisions.services import opinions
 from mdt.errors import ForbiddenError, ImmutableError, InvalidError
 from mdt.extensions import db
 from mdt.meetings.models import ItemStatus
@@ -100,7 +101,7 @@ def test_opinions_close_once_the_item_is_decided(client, make, login_as, decide)
         s.item.status = ItemStatus.DISCUSSED
         db.session.commit()
     else:
-        services.sign_consensus(s.chair, s.item, outcome="no_consensus", reason="Split team")
+        services.sign_consensus(s.chair, s.item, services.ConsensusInput(outcome="no_consensus", reason="Split team"))
         db.session.commit()
     login_as(s.ortho)
     response = client.post(f"/proposals/{p.id}/opinion",
@@ -168,7 +169,7 @@ def test_insert_lost_to_another_request_becomes_an_update(make, app, monkeypatch
     """Deterministic: the row appears between our read and our insert."""
     s = build_scene(make)
     p = make.proposal(item=s.item, author=s.radonc)
-    real_find = services._find_opinion
+    real_find = opinions._find_opinion
     discipline = s.ortho.discipline
     calls = []
 
@@ -182,7 +183,7 @@ def test_insert_lost_to_another_request_becomes_an_update(make, app, monkeypatch
             return None
         return real_find(proposal_id, user_id)
 
-    monkeypatch.setattr(services, "_find_opinion", find_then_race)
+    monkeypatch.setattr(opinions, "_find_opinion", find_then_race)
     opinion = services.give_opinion(s.ortho, p, stance=Stance.OBJECT, comment="Second thoughts")
     db.session.commit()
     db.session.expire_all()

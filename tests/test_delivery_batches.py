@@ -13,8 +13,9 @@ import pytest
 from sqlalchemy import select
 
 from mdt import clock
+from mdt.delivery import broker, dispatcher
+from mdt.delivery import services as delivery
 from mdt.extensions import db
-from mdt.notifications import broker, delivery
 from mdt.notifications.models import Notification, NotificationKind, NotificationStatus
 from worker import tasks
 
@@ -113,15 +114,9 @@ def test_a_transient_error_puts_back_only_that_row_and_retries_it_alone(
     assert statuses(ids) == [S.SENT] * 3
 
 
-def test_a_task_published_before_batching_still_delivers(make, celery_app):
-    (row,) = reminders(make, 1)
-    assert tasks.deliver.apply(args=[row]).get() == "sent"
-    assert statuses([row]) == [S.SENT]
-
-
 def test_the_dispatcher_publishes_chunks_of_the_configured_size(make, app, monkeypatch):
     monkeypatch.setitem(app.config, "NOTIFY_DELIVER_BATCH", 2)
     ids = reminders(make, 5)
     chunks: list[list[int]] = []
-    assert delivery.dispatch(chunks.append).published == 5
+    assert dispatcher.dispatch(chunks.append).published == 5
     assert chunks == [ids[0:2], ids[2:4], ids[4:5]]

@@ -6,7 +6,7 @@ from email.message import EmailMessage
 
 import pytest
 
-from mdt.notifications import mail
+from mdt.delivery import mail
 
 from .helpers.smtp import SMTPServer, free_port
 

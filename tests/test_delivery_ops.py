@@ -8,8 +8,8 @@ from sqlalchemy import select
 
 from mdt import clock
 from mdt.audit.models import AuditEntry
+from mdt.delivery import dispatcher
 from mdt.extensions import db
-from mdt.notifications import delivery
 from mdt.notifications.models import Notification, NotificationKind, NotificationStatus
 
 from .factories import utc
@@ -54,7 +54,7 @@ def test_dispatch_command_runs_one_pass_and_status_shows_it(make, cli, monkeypat
     user = make.clinician()
     row = add(user)
     published: list[int] = []
-    monkeypatch.setattr(delivery, "publish_deliver", published.extend)
+    monkeypatch.setattr(dispatcher, "publish_deliver", published.extend)
     result = cli("dispatch")
     assert result.exit_code == 0, result.output
     assert "published 1" in result.output
@@ -107,7 +107,7 @@ def test_ops_page_shows_counts_failures_and_a_stale_dispatcher(make, client, log
 
 def test_ops_page_warns_only_when_the_last_run_is_old(make, client, login_as):
     login_as(make.admin())
-    delivery.dispatch(lambda _id: None)
+    dispatcher.dispatch(lambda _id: None)
     assert "has not run" not in client.get("/admin/notifications").get_data(as_text=True)
     clock.set_now(NOW + timedelta(minutes=6))
     html = client.get("/admin/notifications").get_data(as_text=True)

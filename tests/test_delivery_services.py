@@ -6,15 +6,17 @@ from datetime import timedelta
 from email.message import EmailMessage
 
 import pytest
+from flask import current_app
 from sqlalchemy import select
 
 from mdt import clock
 from mdt.audit.models import AuditEntry
+from mdt.delivery import dispatcher, mail, operations
+from mdt.delivery import services as delivery
+from mdt.delivery.models import DispatcherRun
+from mdt.delivery.services import Outcome
 from mdt.errors import ConflictError, NotFoundError
 from mdt.extensions import db
-from mdt.notifications import delivery, mail
-from mdt.notifications.delivery import Outcome
-from mdt.notifications.dispatch_models import DispatcherRun
 from mdt.notifications.models import Notification, NotificationKind, NotificationStatus
 
 from .factories import utc
@@ -70,7 +72,7 @@ def rendered(monkeypatch):
                 return None
             msg = EmailMessage()
             msg["Subject"] = f"Consensus signed #{notification.id}"
-            msg["From"] = "someone-else@example.org"
+            msg["From"] = current_app.config["MAIL_SENDER"]  # as render._compose does
             msg["To"] = notification.recipient.email
             msg.set_content("The consensus is signed.")
             return msg
@@ -149,7 +151,7 @@ def test_transient_errors_retry_with_backoff_then_send(make, backend, rendered, 
     assert (after_first.status, after_first.dispatched_at) == (S.PENDING, NOW)
     assert "451" in after_first.last_error
     # Not published again by the dispatcher while the retry waits.
-    assert delivery.due_batch() == []
+    assert dispatcher.due_batch() == []
     second = delivery.deliver(row.id)
     assert (second.outcome, second.retry_in) == (Outcome.RETRY, 2 * app.config["NOTIFY_RETRY_DELAY"])
     assert delivery.deliver(row.id).outcome == Outcome.SENT
@@ -200,24 +202,24 @@ def test_dispatch_publishes_due_rows_once_in_due_order(make):
     make_notification(user, due_at=NOW + timedelta(minutes=1))  # not yet due
     make_notification(user, status=S.SENT)
     published: list[int] = []
-    result = delivery.dispatch(published.extend)
+    result = dispatcher.dispatch(published.extend)
     assert (result.ran, result.published, result.unpublished) == (True, 2, 0)
     assert published == [early.id, late.id]
     # Published and not yet claimed: not published again within the lease...
-    assert delivery.dispatch(published.extend).published == 0
+    assert dispatcher.dispatch(published.extend).published == 0
     # ...but again after it (the message was lost), and the claim keeps it single.
     clock.set_now(NOW + delivery.DISPATCH_LEASE + timedelta(seconds=1))
-    assert delivery.dispatch(published.extend).published == 3
+    assert dispatcher.dispatch(published.extend).published == 3
     assert db.session.scalar(select(DispatcherRun).order_by(DispatcherRun.id.desc())
                              .limit(1)).published == 3
 
 
 def test_dispatch_in_batches(make, monkeypatch):
-    monkeypatch.setattr(delivery, "BATCH_SIZE", 2)
+    monkeypatch.setattr(dispatcher, "BATCH_SIZE", 2)
     user = make.clinician()
     rows = [make_notification(user) for _ in range(5)]
     published: list[int] = []
-    assert delivery.dispatch(published.extend).published == 5
+    assert dispatcher.dispatch(published.extend).published == 5
     assert sorted(published) == [r.id for r in rows]
 
 
@@ -232,13 +234,13 @@ def test_broker_down_leaves_rows_pending_for_the_next_run(make, app, monkeypatch
             raise ConnectionRefusedError("broker down")
         published.extend(notification_ids)
 
-    result = delivery.dispatch(flaky)
+    result = dispatcher.dispatch(flaky)
     assert (result.published, result.unpublished) == (1, 2)
     assert "broker down" in result.error
     assert all(fresh(r.id).status == S.PENDING for r in rows)
     # The next run publishes the two that were left, not the first again.
     retry: list[int] = []
-    assert delivery.dispatch(retry.extend).published == 2
+    assert dispatcher.dispatch(retry.extend).published == 2
     assert retry == [rows[1].id, rows[2].id]
 
 
@@ -246,26 +248,26 @@ def test_dispatch_releases_claims_of_a_dead_worker(make):
     row = make_notification(make.clinician())
     assert delivery.claim(row.id)
     published: list[int] = []
-    assert delivery.dispatch(published.extend).released == 0  # a live claim is left alone
+    assert dispatcher.dispatch(published.extend).released == 0  # a live claim is left alone
     clock.set_now(NOW + delivery.CLAIM_LEASE + timedelta(seconds=1))
-    result = delivery.dispatch(published.extend)
+    result = dispatcher.dispatch(published.extend)
     assert (result.released, published) == (1, [row.id])
     assert fresh(row.id).status == S.PENDING
 
 
 def test_only_one_dispatcher_holds_the_lease(make):
     row = make_notification(make.clinician())
-    assert delivery.acquire_lease(delivery.DISPATCHER_LEASE_NAME, "other", timedelta(minutes=5))
+    assert dispatcher.acquire_lease(dispatcher.DISPATCHER_LEASE_NAME, "other", timedelta(minutes=5))
     published: list[int] = []
-    assert delivery.dispatch(published.extend).ran is False
+    assert dispatcher.dispatch(published.extend).ran is False
     assert published == []
     # The holder may extend; a dead holder's lease expires.
-    assert delivery.acquire_lease(delivery.DISPATCHER_LEASE_NAME, "other", timedelta(minutes=5))
+    assert dispatcher.acquire_lease(dispatcher.DISPATCHER_LEASE_NAME, "other", timedelta(minutes=5))
     clock.set_now(NOW + timedelta(minutes=5, seconds=1))
-    assert delivery.dispatch(published.extend).published == 1
+    assert dispatcher.dispatch(published.extend).published == 1
     assert published == [row.id]
     # A finished run gives the lease back at once.
-    assert delivery.acquire_lease(delivery.DISPATCHER_LEASE_NAME, "third", timedelta(minutes=5))
+    assert dispatcher.acquire_lease(dispatcher.DISPATCHER_LEASE_NAME, "third", timedelta(minutes=5))
 
 
 def test_status_counts_oldest_and_stale_dispatcher(make):
@@ -273,14 +275,14 @@ def test_status_counts_oldest_and_stale_dispatcher(make):
     make_notification(user, due_at=NOW - timedelta(hours=3))
     make_notification(user)
     make_notification(user, status=S.FAILED)
-    status = delivery.delivery_status()
+    status = operations.delivery_status()
     assert status.counts == {"pending": 2, "sending": 0, "sent": 0, "failed": 1, "cancelled": 0}
     assert status.oldest_pending_due_at == NOW - timedelta(hours=3)
     assert status.last_run is None and status.dispatcher_stale
-    delivery.dispatch(lambda _id: None)
-    assert not delivery.delivery_status().dispatcher_stale
+    dispatcher.dispatch(lambda _id: None)
+    assert not operations.delivery_status().dispatcher_stale
     clock.set_now(NOW + timedelta(minutes=5, seconds=1))
-    assert delivery.delivery_status().dispatcher_stale
+    assert operations.delivery_status().dispatcher_stale
 
 
 @pytest.mark.parametrize("status", [S.FAILED, S.CANCELLED, S.SENT])
@@ -288,7 +290,7 @@ def test_resend_puts_the_row_back_and_audits(make, status):
     row = make_notification(make.clinician(), status=status, attempts=6, last_error="550",
                             sent_at=NOW if status == S.SENT else None)
     coordinator = make.coordinator()
-    delivery.resend(row.id, actor_id=coordinator.id)
+    operations.resend(row.id, actor=coordinator)
     db.session.commit()
     row = fresh(row.id)
     assert (row.status, row.attempts, row.last_error, row.sent_at) == (S.PENDING, 0, None, None)
@@ -300,6 +302,6 @@ def test_resend_puts_the_row_back_and_audits(make, status):
 def test_resend_refuses_pending_and_unknown(make):
     row = make_notification(make.clinician())
     with pytest.raises(ConflictError):
-        delivery.resend(row.id)
+        operations.resend(row.id, actor=None)
     with pytest.raises(NotFoundError):
-        delivery.resend(999_999)
+        operations.resend(999_999, actor=None)

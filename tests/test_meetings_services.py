@@ -6,6 +6,7 @@ from datetime import date, time, timedelta
 import pytest
 from sqlalchemy import select
 
+from mdt import timezones
 from mdt.audit.models import AuditEntry
 from mdt.auth.models import Discipline
 from mdt.cases.models import CaseStatus
@@ -14,7 +15,6 @@ from mdt.errors import ConflictError, ForbiddenError, InvalidError
 from mdt.extensions import db
 from mdt.meetings import services
 from mdt.meetings.models import (
-    AgendaItem,
     Attendance,
     ItemStatus,
     Meeting,
@@ -23,6 +23,7 @@ from mdt.meetings.models import (
     Response,
     Triage,
 )
+from mdt.meetings.services import series as series_services
 
 from .factories import utc
 
@@ -84,18 +85,18 @@ def test_series_keeps_local_time_across_the_end_of_summer_time(make, frozen_cloc
     assert before.starts_at == utc(2026, 10, 22, 13, 0)  # BST, UTC+1
     assert after.starts_at == utc(2026, 10, 29, 14, 0)  # GMT, UTC+0
     for meeting in (before, after):
-        local = meeting.starts_at.astimezone(services.zone("Europe/London"))
+        local = meeting.starts_at.astimezone(timezones.zone("Europe/London"))
         assert (local.hour, local.minute) == (14, 0)
 
 
 def test_create_series_validates_zone_and_generates(make, frozen_clock, hooks):
     frozen_clock(NOW)
     with pytest.raises(InvalidError) as exc:
-        services.create_series(name="X", weekday=1, start_time=time(8, 0), time_zone="Mars/Base")
+        services.create_series(name="X", weekday=1, start_time=time(8, 0), time_zone="Mars/Base", actor=None)
     assert "time_zone" in exc.value.fields
     db.session.rollback()
     series = services.create_series(name="Bone metastasis MDT", weekday=1, start_time=time(8, 0),
-                                    time_zone="Asia/Shanghai")
+                                    time_zone="Asia/Shanghai", actor=None)
     db.session.commit()
     assert series.core_disciplines == ["radiation_oncology", "orthopaedics",
                                        "interventional_radiology", "medical_oncology"]
@@ -120,12 +121,12 @@ def test_reschedule_bumps_sequence_and_calls_hook(make, frozen_clock, hooks):
     new_start = meeting.starts_at + timedelta(hours=2)
     services.update_meeting(meeting, expected_version=meeting.version, starts_at=new_start,
                             duration_minutes=90, location=meeting.location, video_url=None,
-                            chair_id=None)
+                            chair_id=None, actor=None)
     db.session.commit()
     assert meeting.starts_at == new_start and meeting.sequence == 1
     assert named(hooks, "on_meeting_rescheduled") == [(meeting,)]
     services.update_meeting(meeting, expected_version=meeting.version, starts_at=new_start,
-                            duration_minutes=90, location="Room 9", video_url=None, chair_id=None)
+                            duration_minutes=90, location="Room 9", video_url=None, chair_id=None, actor=None)
     assert meeting.sequence == 2 and len(named(hooks, "on_meeting_rescheduled")) == 1
 
 
@@ -138,19 +139,19 @@ def test_stale_meeting_edit_is_a_conflict(make, frozen_clock):
     with pytest.raises(ConflictError, match="Someone else changed this meeting"):
         services.update_meeting(meeting, expected_version=stale, starts_at=meeting.starts_at,
                                 duration_minutes=60, location="Room 7", video_url=None,
-                                chair_id=None)
+                                chair_id=None, actor=None)
 
 
 def test_cancel_needs_a_reason_and_calls_hook(make, frozen_clock, hooks):
     frozen_clock(NOW)
     meeting = make.meeting()
     with pytest.raises(InvalidError):
-        services.cancel_meeting(meeting, reason="  ")
-    services.cancel_meeting(meeting, reason="Public holiday")
+        services.cancel_meeting(meeting, reason="  ", actor=None)
+    services.cancel_meeting(meeting, reason="Public holiday", actor=None)
     assert meeting.status == MeetingStatus.CANCELLED and meeting.cancel_reason == "Public holiday"
     assert named(hooks, "on_meeting_cancelled") == [(meeting,)]
     with pytest.raises(InvalidError):
-        services.cancel_meeting(meeting, reason="Again")
+        services.cancel_meeting(meeting, reason="Again", actor=None)
 
 
 # --- adding to the agenda -----------------------------------------------------
@@ -159,7 +160,7 @@ def test_coordinator_adds_after_cutoff_as_late(make, frozen_clock, hooks):
     frozen_clock(NOW)
     meeting = make.meeting(starts_at=NOW + timedelta(hours=2))
     case = make.case()
-    item = services.add_item(meeting, case, user=make.coordinator(), minutes_allotted=15)
+    item = services.add_item(meeting, case, actor=make.coordinator(), minutes_allotted=15)
     db.session.commit()
     assert item.is_late and item.position == 1 and item.minutes_allotted == 15
     assert named(hooks, "on_item_added") == [(item,)]
@@ -171,29 +172,29 @@ def test_specialist_and_referrer_add_only_before_cutoff(make, frozen_clock, hook
     meeting = make.meeting(starts_at=NOW + timedelta(days=2))
     referrer = make.clinician()
     own, other = make.case(referrer=referrer), make.case()
-    first = services.add_item(meeting, own, user=referrer)
-    second = services.add_item(meeting, other, user=make.specialist())
+    first = services.add_item(meeting, own, actor=referrer)
+    second = services.add_item(meeting, other, actor=make.specialist())
     assert (first.is_late, second.is_late) == (False, False)
     assert (first.position, second.position) == (1, 2)
     with pytest.raises(ForbiddenError, match="referring clinician"):
-        services.add_item(meeting, make.case(), user=referrer)
+        services.add_item(meeting, make.case(), actor=referrer)
     frozen_clock(services.cutoff_at(meeting))
     with pytest.raises(ForbiddenError, match="cutoff"):
-        services.add_item(meeting, make.case(), user=make.specialist())
+        services.add_item(meeting, make.case(), actor=make.specialist())
 
 
 def test_add_refuses_duplicates_closed_cases_and_cancelled_meetings(make, frozen_clock):
     frozen_clock(NOW)
     coordinator, meeting = make.coordinator(), make.meeting()
     case = make.case()
-    services.add_item(meeting, case, user=coordinator)
+    services.add_item(meeting, case, actor=coordinator)
     with pytest.raises(InvalidError, match="already on"):
-        services.add_item(meeting, case, user=coordinator)
+        services.add_item(meeting, case, actor=coordinator)
     with pytest.raises(InvalidError, match="open case"):
-        services.add_item(meeting, make.case(status=CaseStatus.CLOSED), user=coordinator)
+        services.add_item(meeting, make.case(status=CaseStatus.CLOSED), actor=coordinator)
     cancelled = make.meeting(status=MeetingStatus.CANCELLED, cancel_reason="Holiday")
     with pytest.raises(InvalidError, match="cancelled"):
-        services.add_item(cancelled, make.case(), user=coordinator)
+        services.add_item(cancelled, make.case(), actor=coordinator)
 
 
 # --- triage, status, removal, order -------------------------------------------
@@ -202,13 +203,13 @@ def test_unready_case_cannot_be_triaged_for_discussion(make, frozen_clock):
     frozen_clock(NOW)
     item = make.item(case=make.case(ready=False), triage=None)
     with pytest.raises(InvalidError) as exc:
-        services.triage_item(item, Triage.FOR_DISCUSSION)
+        services.triage_item(item, Triage.FOR_DISCUSSION, actor=None)
     assert "ECOG performance status recorded" in exc.value.message
     assert "At least one imaging reference" in exc.value.message
-    services.triage_item(item, Triage.STANDARD_OF_CARE)
+    services.triage_item(item, Triage.STANDARD_OF_CARE, actor=None)
     assert item.triage == Triage.STANDARD_OF_CARE
     ready = make.item(triage=None)
-    services.triage_item(ready, "for_discussion")
+    services.triage_item(ready, "for_discussion", actor=None)
     assert ready.triage == Triage.FOR_DISCUSSION
     assert "agenda_item.triaged" in audit_actions(ready.case_id)
 
@@ -218,18 +219,18 @@ def test_status_transitions(make, frozen_clock, hooks):
     meeting = make.meeting(starts_at=NOW + timedelta(days=1))
     deferred, withdrawn, discussed = (make.item(meeting=meeting) for _ in range(3))
     with pytest.raises(InvalidError, match="reason"):
-        services.set_item_status(deferred, ItemStatus.DEFERRED, "")
-    services.set_item_status(deferred, ItemStatus.DEFERRED, "Awaiting MRI")
-    services.set_item_status(withdrawn, "withdrawn")
+        services.set_item_status(deferred, ItemStatus.DEFERRED, "", actor=None)
+    services.set_item_status(deferred, ItemStatus.DEFERRED, "Awaiting MRI", actor=None)
+    services.set_item_status(withdrawn, "withdrawn", actor=None)
     assert deferred.status_reason == "Awaiting MRI" and withdrawn.status_reason is None
     assert named(hooks, "on_item_deferred") == [(deferred,)]
     assert named(hooks, "on_item_withdrawn") == [(withdrawn,)]
     with pytest.raises(InvalidError, match="started"):
-        services.set_item_status(discussed, ItemStatus.DISCUSSED)
+        services.set_item_status(discussed, ItemStatus.DISCUSSED, actor=None)
     frozen_clock(meeting.starts_at)
-    services.set_item_status(discussed, ItemStatus.DISCUSSED)
+    services.set_item_status(discussed, ItemStatus.DISCUSSED, actor=None)
     with pytest.raises(InvalidError, match="already"):
-        services.set_item_status(discussed, ItemStatus.WITHDRAWN)
+        services.set_item_status(discussed, ItemStatus.WITHDRAWN, actor=None)
     assert services.is_item_decided(discussed)
     assert "agenda_item.deferred" in audit_actions(deferred.case_id)
 
@@ -238,7 +239,7 @@ def test_remove_pending_item_renumbers_and_audits(make, frozen_clock):
     frozen_clock(NOW)
     meeting = make.meeting()
     first, second, third = (make.item(meeting=meeting) for _ in range(3))
-    services.remove_item(second)
+    services.remove_item(second, actor=None)
     db.session.commit()
     db.session.expire_all()
     assert [(i.id, i.position) for i in meeting.items] == [(first.id, 1), (third.id, 2)]
@@ -252,33 +253,33 @@ def test_remove_refuses_items_with_proposals_or_decided(make, frozen_clock):
     with_proposal = make.item()
     make.proposal(item=with_proposal)
     with pytest.raises(InvalidError, match="Withdraw it instead"):
-        services.remove_item(with_proposal)
+        services.remove_item(with_proposal, actor=None)
     deferred = make.item(status=ItemStatus.DEFERRED, status_reason="Awaiting biopsy")
     with pytest.raises(InvalidError, match="pending"):
-        services.remove_item(deferred)
+        services.remove_item(deferred, actor=None)
 
 
 def test_move_item_up_and_down(make, frozen_clock):
     frozen_clock(NOW)
     meeting = make.meeting()
     a, b, c = (make.item(meeting=meeting) for _ in range(3))
-    assert services.move_item(c, "up")
+    assert services.move_item(c, "up", actor=None)
     assert [i.id for i in sorted(meeting.items, key=lambda i: i.position)] == [a.id, c.id, b.id]
-    assert services.move_item(a, "down")
+    assert services.move_item(a, "down", actor=None)
     assert [i.id for i in sorted(meeting.items, key=lambda i: i.position)] == [c.id, a.id, b.id]
-    assert not services.move_item(c, "up")
+    assert not services.move_item(c, "up", actor=None)
     with pytest.raises(InvalidError):
-        services.move_item(a, "sideways")
+        services.move_item(a, "sideways", actor=None)
 
 
 def test_stale_item_edit_is_a_conflict(make, frozen_clock):
     frozen_clock(NOW)
     item = make.item()
     stale = item.version
-    services.update_item(item, expected_version=stale, minutes_allotted=20, presenter_id=None)
+    services.update_item(item, expected_version=stale, minutes_allotted=20, presenter_id=None, actor=None)
     db.session.commit()
     with pytest.raises(ConflictError):
-        services.update_item(item, expected_version=stale, minutes_allotted=5, presenter_id=None)
+        services.update_item(item, expected_version=stale, minutes_allotted=5, presenter_id=None, actor=None)
 
 
 # --- carry-over ---------------------------------------------------------------
@@ -297,8 +298,8 @@ def test_carry_over_keeps_proposals_and_opinions(make, frozen_clock, hooks):
     proposal = make.proposal(item=item)
     opinion = make.opinion(proposal, make.specialist(discipline=Discipline.ORTHOPAEDICS),
                            Stance.OBJECT, "Unstable spine: fix first")
-    services.set_item_status(item, ItemStatus.DEFERRED, "Awaiting MRI")
-    new_item = services.carry_over(item, user=make.coordinator())
+    services.set_item_status(item, ItemStatus.DEFERRED, "Awaiting MRI", actor=None)
+    new_item = services.carry_over(item, actor=make.coordinator())
     db.session.commit()
     db.session.expire_all()
     assert new_item.meeting_id == second.id and new_item.carried_from_id == item.id
@@ -309,7 +310,7 @@ def test_carry_over_keeps_proposals_and_opinions(make, frozen_clock, hooks):
     assert named(hooks, "on_item_deferred")[-1] == (item, new_item)
     assert "agenda_item.carried_over" in audit_actions(item.case_id)
     with pytest.raises(InvalidError, match="already carried"):
-        services.carry_over(item, user=make.coordinator())
+        services.carry_over(item, actor=make.coordinator())
 
 
 def test_not_reached_item_is_carried_after_the_meeting(make, frozen_clock, hooks):
@@ -317,9 +318,9 @@ def test_not_reached_item_is_carried_after_the_meeting(make, frozen_clock, hooks
     first, _ = _two_meetings(make)
     item = make.item(meeting=first)
     with pytest.raises(InvalidError, match="deferred"):
-        services.carry_over(item, user=make.coordinator())
+        services.carry_over(item, actor=make.coordinator())
     frozen_clock(first.ends_at)
-    new_item = services.carry_over(item, user=make.coordinator())
+    new_item = services.carry_over(item, actor=make.coordinator())
     assert item.status == ItemStatus.DEFERRED and item.status_reason == services.NOT_REACHED
     assert new_item.meeting_id != first.id
 
@@ -331,7 +332,7 @@ def test_carry_over_skips_cancelled_and_generates_the_next_meeting(make, frozen_
     make.meeting(series=series, starts_at=utc(2026, 11, 12, 6, 0), status=MeetingStatus.CANCELLED,
                  cancel_reason="Holiday")
     item = make.item(meeting=only, status=ItemStatus.DEFERRED, status_reason="Awaiting MRI")
-    new_item = services.carry_over(item, user=make.coordinator())
+    new_item = services.carry_over(item, actor=make.coordinator())
     assert new_item.meeting.occurrence_date == date(2026, 11, 19)
     assert named(hooks, "on_meeting_created")
 
@@ -348,7 +349,7 @@ def test_decided_item_cannot_be_carried(make, frozen_clock):
     item = make.item(meeting=first, status=ItemStatus.DISCUSSED)
     _signed(item, make.specialist(), "agreed", recommendation="SBRT")
     with pytest.raises(InvalidError, match="decided"):
-        services.carry_over(item, user=make.coordinator())
+        services.carry_over(item, actor=make.coordinator())
     assert services.is_item_decided(item)
     assert not services.can_carry_over(item)
 
@@ -360,7 +361,7 @@ def test_item_signed_as_deferred_is_carried_with_its_proposals(make, frozen_cloc
     proposal = make.proposal(item=item)
     _signed(item, make.specialist(), "deferred", reason="Needs MRI")
     assert services.can_carry_over(item)
-    new_item = services.carry_over(item, user=make.coordinator())
+    new_item = services.carry_over(item, actor=make.coordinator())
     db.session.commit()
     db.session.expire_all()
     assert new_item.meeting_id == second.id
@@ -377,20 +378,20 @@ def test_invite_core_team_is_idempotent(make, frozen_clock, hooks):
     make.specialist(discipline=Discipline.PATHOLOGY)  # not core
     make.specialist(discipline=Discipline.ORTHOPAEDICS, is_active=False)
     meeting = make.meeting(chair=chair)
-    added = services.invite_core_team(meeting)
+    added = services.invite_core_team(meeting, actor=None)
     db.session.commit()
     assert {a.user_id for a in added} == {chair.id} | {u.id for u in team.values()}
     assert len(named(hooks, "on_attendee_added")) == 5
-    assert services.invite_core_team(meeting) == []
-    assert services.invite(meeting, chair) is None
+    assert services.invite_core_team(meeting, actor=None) == []
+    assert services.invite(meeting, chair, actor=None) is None
 
 
 def test_remove_attendee_calls_hook_and_audits(make, frozen_clock, hooks):
     frozen_clock(NOW)
     meeting = make.meeting()
-    attendance = services.invite(meeting, make.specialist())
+    attendance = services.invite(meeting, make.specialist(), actor=None)
     db.session.commit()
-    services.remove_attendee(attendance)
+    services.remove_attendee(attendance, actor=None)
     db.session.commit()
     assert named(hooks, "on_attendee_removed") == [(attendance,)]
     assert db.session.scalars(select(Attendance)).all() == []
@@ -478,6 +479,6 @@ def test_generating_meetings_at_the_same_moment_as_someone_else_is_a_conflict(
     assert services.generate_meetings(series)
     db.session.commit()
     # The racing request checked for existing meetings before the other one committed.
-    monkeypatch.setattr(services, "_existing_occurrences", lambda series, dates: set())
+    monkeypatch.setattr(series_services, "_existing_occurrences", lambda series, dates: set())
     with pytest.raises(ConflictError, match="someone else"):
         services.generate_meetings(series)

@@ -38,13 +38,13 @@ def test_london_series_across_october_change(make, frozen_clock):
     coordinator = make.coordinator()
     series = meetings.create_series(name="Spine MDT", weekday=3, start_time=time(14, 0),
                                     time_zone="Europe/London", duration_minutes=60,
-                                    location="Room 1", cutoff_hours=24)
+                                    location="Room 1", cutoff_hours=24, actor=None)
     db.session.commit()
     by_date = {m.occurrence_date: m for m in series.meetings}
     before, after = by_date[date(2026, 10, 22)], by_date[date(2026, 10, 29)]
     person = make.specialist(time_zone="Europe/London")
     for meeting in (before, after):
-        meetings.invite(meeting, person)
+        meetings.invite(meeting, person, actor=None)
     db.session.commit()
     for meeting in (before, after):
         reminders = rows(kind=K.MEETING_REMINDER, meeting_id=meeting.id)
@@ -69,8 +69,8 @@ def test_invite_reschedule_cancel_through_meeting_services(make, frozen_clock):
     frozen_clock(utc(2026, 11, 30, 9, 0))
     meeting = make.meeting(starts_at=utc(2026, 12, 10, 6, 0))
     person = make.specialist()
-    meetings.invite(meeting, person)
-    meetings.invite(meeting, person)  # already invited: nothing more
+    meetings.invite(meeting, person, actor=None)
+    meetings.invite(meeting, person, actor=None)  # already invited: nothing more
     db.session.commit()
     [invitation] = rows(kind=K.INVITATION)
     cal, event = _event(build_email(invitation))
@@ -80,7 +80,7 @@ def test_invite_reschedule_cancel_through_meeting_services(make, frozen_clock):
 
     meetings.update_meeting(meeting, expected_version=meeting.version,
                             starts_at=utc(2026, 12, 10, 8, 0), duration_minutes=90,
-                            location="Room 3", video_url=None, chair_id=None)
+                            location="Room 3", video_url=None, chair_id=None, actor=None)
     db.session.commit()
     update = rows(kind=K.INVITATION, status=NotificationStatus.PENDING)[0]
     cal, event = _event(build_email(update))
@@ -89,7 +89,7 @@ def test_invite_reschedule_cancel_through_meeting_services(make, frozen_clock):
     assert {r.due_at for r in rows(kind=K.MEETING_REMINDER)} == {
         utc(2026, 12, 9, 8, 0), utc(2026, 12, 10, 7, 0)}
 
-    meetings.cancel_meeting(meeting, reason="Bank holiday", expected_version=meeting.version)
+    meetings.cancel_meeting(meeting, reason="Bank holiday", expected_version=meeting.version, actor=None)
     db.session.commit()
     assert all(r.status == NotificationStatus.CANCELLED for r in rows(kind=K.MEETING_REMINDER))
     cancel = next(r for r in rows(status=NotificationStatus.PENDING)
@@ -103,9 +103,9 @@ def test_remove_attendee_through_meeting_services(make, frozen_clock):
     frozen_clock(utc(2026, 11, 30, 9, 0))
     meeting = make.meeting(starts_at=utc(2026, 12, 10, 6, 0))
     person = make.specialist()
-    attendance = meetings.invite(meeting, person)
+    attendance = meetings.invite(meeting, person, actor=None)
     db.session.commit()
-    meetings.remove_attendee(attendance)
+    meetings.remove_attendee(attendance, actor=None)
     db.session.commit()
     pending = rows(status=NotificationStatus.PENDING)
     assert [r.payload["method"] for r in pending] == ["CANCEL"]

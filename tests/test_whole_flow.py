@@ -25,9 +25,9 @@ from mdt import clock
 from mdt.auth.models import Discipline
 from mdt.cases.models import Case
 from mdt.decisions.models import Consensus, Proposal
+from mdt.delivery import dispatcher
 from mdt.extensions import db
 from mdt.meetings.models import AgendaItem, Attendance, Meeting
-from mdt.notifications import delivery
 from mdt.notifications.models import Notification, NotificationKind, NotificationStatus
 
 from .conftest import need_server
@@ -171,7 +171,7 @@ def _deliver_reminders(app, meeting, broker_url, sink: Path, tmp_path, database_
             Notification.kind == NotificationKind.MEETING_REMINDER,
             Notification.meeting_id == meeting.id, Notification.due_at <= clock.now())).all()
         assert due, "the 24 h reminders should be due by now"
-        delivery.dispatch()
+        dispatcher.dispatch()
         db.session.commit()
 
         def all_sent():

@@ -18,12 +18,19 @@ import pytest
 from sqlalchemy import func, select
 
 from mdt import clock
+from mdt.delivery import dispatcher
+from mdt.delivery import services as delivery
 from mdt.extensions import db
-from mdt.notifications import broker, delivery
 from mdt.notifications.models import Notification, NotificationKind, NotificationStatus
 
 from .conftest import need_server
-from .helpers.processes import RedisServer, Worker, redis_reachable, wait_for, worker_env
+from .helpers.processes import (
+    RedisServer,
+    Worker,
+    redis_reachable,
+    wait_for,
+    worker_env,
+)
 from .helpers.smtp import SMTPServer, free_port
 
 pytestmark = pytest.mark.worker
@@ -121,11 +128,11 @@ def test_reminders_reach_smtp_through_a_worker_on_the_embedded_broker(
     broker_config(broker_url, queue)
     meeting, people, ids = meeting_with_attendees(make, 3)
     worker = start_worker(broker_url, queue)
-    assert delivery.dispatch().published == 3
+    assert dispatcher.dispatch().published == 3
     wait_until_sent(ids, worker)
     assert_each_arrived_once(smtp, ids, people, meeting)
     # A second dispatcher pass finds nothing more to do.
-    assert delivery.dispatch().published == 0
+    assert dispatcher.dispatch().published == 0
     assert len(smtp.sink.snapshot()) == 3
 
 
@@ -152,7 +159,7 @@ def test_reminders_reach_smtp_through_a_worker_on_redis(
     broker_config(shared_redis, queue)
     meeting, people, ids = meeting_with_attendees(make, 4)
     worker = start_worker(shared_redis, queue)
-    assert delivery.dispatch().published == 4
+    assert dispatcher.dispatch().published == 4
     wait_until_sent(ids, worker)
     assert_each_arrived_once(smtp, ids, people, meeting)
 
@@ -164,7 +171,7 @@ def test_worker_killed_mid_batch_loses_nothing_and_doubles_nothing(
     meeting, people, ids = meeting_with_attendees(make, 6)
     smtp.sink.hold_at = 2  # the third message keeps the worker waiting for our reply
     first = start_worker(shared_redis, queue)
-    assert delivery.dispatch().published == 6
+    assert dispatcher.dispatch().published == 6
     wait_for(smtp.sink.holding.is_set, 20, "the worker to be in the middle of a send")
     first.kill()
     smtp.sink.release.set()
@@ -174,7 +181,7 @@ def test_worker_killed_mid_batch_loses_nothing_and_doubles_nothing(
     # claimed until its lease passes (time is moved on, not waited for).
     wait_for(lambda: statuses(ids)[S.SENT] == 5, 20, "the queued notifications")
     clock.set_now(clock.now() + delivery.CLAIM_LEASE + timedelta(seconds=1))
-    result = delivery.dispatch()
+    result = dispatcher.dispatch()
     assert (result.released, result.published) == (1, 1)
     wait_until_sent(ids, second)
     assert_each_arrived_once(smtp, ids, people, meeting)
@@ -204,13 +211,13 @@ def test_redis_down_while_changes_commit_then_everything_goes_once_it_is_back(
     assert len(ids) == 3
 
     started = time.monotonic()
-    down = delivery.dispatch()
+    down = dispatcher.dispatch()
     assert (down.published, down.unpublished) == (0, 3)
     assert time.monotonic() - started < 15  # bounded, not hung
     assert statuses(ids) == Counter({S.PENDING: 3})
 
     private_redis.start()
-    up = delivery.dispatch()
+    up = dispatcher.dispatch()
     assert (up.published, up.unpublished) == (3, 0)
     wait_until_sent(ids, worker, timeout=40)
     counts = smtp.sink.per_notification()
@@ -229,7 +236,7 @@ def test_smtp_answering_4xx_for_a_while_is_retried_and_delivered(
     busy = iter(range(3))  # the first three attempts are refused
     smtp.sink.reply = lambda msg: "451 4.3.2 system busy" if next(busy, None) is not None else None
     worker = start_worker(broker_url, queue)
-    assert delivery.dispatch().published == 2
+    assert dispatcher.dispatch().published == 2
     wait_until_sent(ids, worker)
     assert smtp.sink.refused == 3
     assert_each_arrived_once(smtp, ids, people, meeting)
@@ -247,17 +254,17 @@ def test_two_dispatchers_at_once_send_each_notification_once(
     barrier = threading.Barrier(2)
     results = []
 
-    def dispatcher() -> None:
+    def run_dispatcher() -> None:
         with app.app_context():
             barrier.wait()
 
             def slow_publish(notification_ids: list[int]) -> None:
                 time.sleep(0.1)  # keep the two runs overlapping, even on a busy machine
-                delivery.publish_deliver(notification_ids)
+                dispatcher.publish_deliver(notification_ids)
 
-            results.append(delivery.dispatch(slow_publish))
+            results.append(dispatcher.dispatch(slow_publish))
 
-    threads = [threading.Thread(target=dispatcher) for _ in range(2)]
+    threads = [threading.Thread(target=run_dispatcher) for _ in range(2)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -266,7 +273,7 @@ def test_two_dispatchers_at_once_send_each_notification_once(
     assert sum(r.published for r in results) == 8
     # Even a dispatcher without the lease publishing everything again sends nothing twice.
     for notification_id in ids:
-        delivery.publish_deliver([notification_id])
+        dispatcher.publish_deliver([notification_id])
     worker = start_worker(shared_redis, queue)
     wait_until_sent(ids, worker)
     wait_for(lambda: queue_length(shared_redis, queue) == 0, 20, "the queue to drain")

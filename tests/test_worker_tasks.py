@@ -7,8 +7,9 @@ from email.message import EmailMessage
 
 import pytest
 
+from mdt.delivery import broker, dispatcher
+from mdt.delivery import services as delivery
 from mdt.extensions import db
-from mdt.notifications import broker, delivery
 from mdt.notifications.models import Notification, NotificationKind, NotificationStatus
 from worker import tasks
 from worker.schedule import beat_schedule
@@ -87,12 +88,12 @@ def test_beat_runs_the_dispatcher_every_minute_and_drops_stale_runs(celery_app):
 def test_deliver_task_retries_then_sends_once(app, celery_app, row, flaky):
     backend = flaky(failures=2)
     # Eagerly, Celery runs each retry at once (the countdown applies only on a broker).
-    result = tasks.deliver.apply(args=[row.id])
+    result = tasks.deliver.apply(args=[[row.id]])
     assert result.get() == "sent"
     assert backend.sent == 1
     db.session.expire_all()
     assert (row.status, row.attempts) == (S.SENT, 3)
-    assert tasks.deliver.apply(args=[row.id]).get() == "skipped"
+    assert tasks.deliver.apply(args=[[row.id]]).get() == "skipped"
 
 
 def test_deliver_task_asks_for_a_retry_with_the_backoff_delay(app, celery_app, row, flaky,
@@ -106,7 +107,7 @@ def test_deliver_task_asks_for_a_retry_with_the_backoff_delay(app, celery_app, r
 
     monkeypatch.setattr(celery_app.tasks[broker.DELIVER_TASK], "retry", record_retry)
     with pytest.raises(RuntimeError, match="retry requested"):
-        tasks.deliver.run(row.id)
+        tasks.deliver.run([row.id])
     assert retries == [app.config["NOTIFY_RETRY_DELAY"]]
     db.session.expire_all()
     assert row.status == S.PENDING
@@ -115,7 +116,7 @@ def test_deliver_task_asks_for_a_retry_with_the_backoff_delay(app, celery_app, r
 def test_deliver_task_gives_up_after_the_last_attempt(app, celery_app, row, flaky, monkeypatch):
     monkeypatch.setitem(app.config, "NOTIFY_MAX_RETRIES", 3)
     backend = flaky(failures=100)
-    assert tasks.deliver.apply(args=[row.id]).get() == "failed"
+    assert tasks.deliver.apply(args=[[row.id]]).get() == "failed"
     assert backend.sent == 0
     db.session.expire_all()
     assert (row.status, row.attempts) == (S.FAILED, 4)
@@ -124,7 +125,7 @@ def test_deliver_task_gives_up_after_the_last_attempt(app, celery_app, row, flak
 
 def test_dispatch_task_publishes_due_rows(app, celery_app, row, monkeypatch):
     published: list[int] = []
-    monkeypatch.setattr(delivery, "publish_deliver", published.extend)
+    monkeypatch.setattr(dispatcher, "publish_deliver", published.extend)
     outcome = tasks.dispatch.apply().get()
     assert outcome == {"ran": True, "released": 0, "published": 1, "unpublished": 0,
                        "error": None}

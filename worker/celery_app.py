@@ -4,7 +4,7 @@ from __future__ import annotations
 from celery import Celery, Task
 from flask import Flask
 
-from mdt.notifications.broker import celery_settings
+from mdt.delivery.broker import celery_settings
 from worker.schedule import beat_schedule
 
 

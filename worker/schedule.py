@@ -1,7 +1,7 @@
 """The beat schedule: what runs periodically."""
 from __future__ import annotations
 
-from mdt.notifications.broker import DISPATCH_TASK
+from mdt.delivery.broker import DISPATCH_TASK
 
 #: Seconds between dispatcher runs.
 DISPATCH_EVERY = 60.0

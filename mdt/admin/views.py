@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, url_for
+from flask_login import current_user
 
 from mdt.auth import services
 from mdt.auth.forms import UserForm
@@ -32,7 +33,7 @@ def new_user():
         else:
             try:
                 user = services.create_user(
-                    email=form.email.data, name=form.name.data,
+                    actor=current_user, email=form.email.data, name=form.name.data,
                     discipline=Discipline(form.discipline.data),
                     roles=[Role(r) for r in form.roles.data], password=form.password.data,
                     time_zone=form.time_zone.data or None)
@@ -59,7 +60,7 @@ def edit_user(user_id: int):
     if form.validate_on_submit():
         try:
             services.update_user(
-                user, name=form.name.data, email=form.email.data,
+                user, actor=current_user, name=form.name.data, email=form.email.data,
                 discipline=Discipline(form.discipline.data),
                 roles=[Role(r) for r in form.roles.data], is_active=form.is_active.data,
                 time_zone=form.time_zone.data or None, password=form.password.data or None)

@@ -3,23 +3,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_login import current_user
 from sqlalchemy import select
 
 from mdt.audit.models import AuditEntry
+from mdt.auth.models import User
 from mdt.extensions import db
 
 
-def _current_actor_id() -> int | None:
-    try:
-        return current_user.id if current_user and current_user.is_authenticated else None
-    except (AttributeError, RuntimeError):  # outside a request (worker, CLI)
-        return None
+def record(action: str, summary: str, *, actor: User | None, obj: Any = None,
+           case_id: int | None = None, data: dict[str, Any] | None = None) -> AuditEntry:
+    """Add an audit entry to the current transaction (the caller commits).
 
-
-def record(action: str, summary: str, *, obj: Any = None, case_id: int | None = None,
-           data: dict[str, Any] | None = None, actor_id: int | None = None) -> AuditEntry:
-    """Add an audit entry to the current transaction (the caller commits)."""
+    ``actor`` is who did it, passed by the service that was asked to act;
+    ``None`` means the system (the worker, a CLI command, a failed sign-in by
+    an unknown address). It is required so that no caller forgets it.
+    """
     entry = AuditEntry(
         action=action,
         summary=summary[:500],
@@ -27,7 +25,7 @@ def record(action: str, summary: str, *, obj: Any = None, case_id: int | None = 
         object_id=getattr(obj, "id", None),
         case_id=case_id,
         data=_jsonable(data or {}),
-        actor_id=actor_id if actor_id is not None else _current_actor_id(),
+        actor_id=actor.id if actor is not None else None,
     )
     db.session.add(entry)
     return entry

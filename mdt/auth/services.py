@@ -37,23 +37,15 @@ def list_users(*, active_only: bool = False) -> list[User]:
     return list(db.session.scalars(query))
 
 
-def users_with_role(role: Role) -> list[User]:
-    """Active users holding ``role``, by name."""
-    return list(db.session.scalars(
-        select(User).join(UserRole).where(UserRole.role == role, User.is_active.is_(True))
-        .order_by(func.lower(User.name))
-    ))
-
-
 def _check_password(password: str) -> None:
     if len(password) < MIN_LENGTH:
         raise InvalidError(f"The password must have at least {MIN_LENGTH} characters.",
                            fields={"password": f"At least {MIN_LENGTH} characters."})
 
 
-def create_user(*, email: str, name: str, discipline: Discipline, roles: Iterable[Role],
-                password: str | None = None, password_hash: str | None = None,
-                time_zone: str | None = None) -> User:
+def create_user(*, actor: User | None, email: str, name: str, discipline: Discipline,
+                roles: Iterable[Role], password: str | None = None,
+                password_hash: str | None = None, time_zone: str | None = None) -> User:
     """Create a user with an Argon2id-hashed password.
 
     Give ``password``, or ``password_hash`` when the caller already holds an
@@ -71,13 +63,14 @@ def create_user(*, email: str, name: str, discipline: Discipline, roles: Iterabl
     user.role_rows = [UserRole(role=Role(r)) for r in set(roles)]
     db.session.add(user)
     db.session.flush()
-    audit.record("user.created", f"User {user.email} created", obj=user,
+    audit.record("user.created", f"User {user.email} created", actor=actor, obj=user,
                  data={"roles": sorted(r.value for r in user.roles),
                        "discipline": user.discipline.value})
     return user
 
 
-def update_user(user: User, *, name: str, email: str, discipline: Discipline,
+def update_user(user: User, *, actor: User | None, name: str, email: str,
+                discipline: Discipline,
                 roles: Iterable[Role], is_active: bool, time_zone: str | None = None,
                 password: str | None = None) -> User:
     """Change a user's details, roles, active flag and optionally password."""
@@ -100,7 +93,8 @@ def update_user(user: User, *, name: str, email: str, discipline: Discipline,
         user.password_hash = hash_password(password)
         diff["password"] = ["…", "changed"]
     if diff:
-        audit.record("user.updated", f"User {user.email} updated", obj=user, data=diff)
+        audit.record("user.updated", f"User {user.email} updated", actor=actor, obj=user,
+                     data=diff)
     return user
 
 
@@ -130,7 +124,7 @@ def authenticate(email: str, password: str) -> User | None:
     user = find_by_email(email)
     if user is not None and recent_failures(user) >= THROTTLE_FAILURES:
         audit.record("auth.login_throttled", "Sign-in refused: too many failed attempts",
-                     obj=user, actor_id=user.id, data={"window_minutes": 15})
+                     actor=user, obj=user, data={"window_minutes": 15})
         raise ThrottledError(
             "Too many failed sign-ins for this account. Wait 15 minutes and try again, "
             "or ask an administrator to reset your password.")
@@ -139,11 +133,11 @@ def authenticate(email: str, password: str) -> User | None:
         reason = "unknown e-mail" if user is None else (
             "wrong password" if not ok else "account deactivated")
         audit.record("auth.login_failed", f"Failed sign-in ({reason})",
-                     obj=user, actor_id=user.id if user else None,
+                     actor=user, obj=user,
                      data={"email": normalise_email(email)[:254], "reason": reason})
         return None
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     user.last_login_at = clock.now()
-    audit.record("auth.login", f"{user.email} signed in", obj=user, actor_id=user.id)
+    audit.record("auth.login", f"{user.email} signed in", actor=user, obj=user)
     return user

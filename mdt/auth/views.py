@@ -63,7 +63,8 @@ def login():
 @login_required
 def logout():
     """Sign the current user out."""
-    audit.record("auth.logout", f"{current_user.email} signed out", obj=current_user._get_current_object())
+    user = current_user._get_current_object()
+    audit.record("auth.logout", f"{user.email} signed out", actor=user, obj=user)
     db.session.commit()
     logout_user()
     flash("You are signed out.", "info")

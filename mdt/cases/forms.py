@@ -14,7 +14,13 @@ from wtforms import (
     TextAreaField,
     URLField,
 )
-from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
+from wtforms.validators import (
+    DataRequired,
+    InputRequired,
+    Length,
+    NumberRange,
+    Optional,
+)
 
 from mdt.cases.models import ECOG_GRADES, MarkerStatus, ReferenceKind, Sex
 from mdt.cases.services import CASE_FIELDS

@@ -8,7 +8,13 @@ from mdt.auth import services as users
 from mdt.auth.models import Role
 from mdt.auth.permissions import roles_required
 from mdt.cases import services
-from mdt.cases.forms import CaseEditForm, CaseSearchForm, ReferenceForm, ReferralForm, RetractForm
+from mdt.cases.forms import (
+    CaseEditForm,
+    CaseSearchForm,
+    ReferenceForm,
+    ReferralForm,
+    RetractForm,
+)
 from mdt.cases.models import ECOG_GRADES, Case, ReferenceKind, Sex
 from mdt.errors import ConflictError, DomainError, NotFoundError
 from mdt.extensions import db
@@ -40,7 +46,7 @@ def index():
 
 def _referral_form() -> ReferralForm:
     form = ReferralForm()
-    if services.may_choose_referrer(current_user):
+    if services.can_choose_referrer(current_user):
         candidates = services.referrer_candidates()
         form.referrer_id.choices = _referrer_choices(candidates, blank="— choose —")
         if not form.is_submitted() and current_user.has_role(*services.REFERRER_ROLES):
@@ -125,16 +131,11 @@ def _render_detail(case_id: int, reference_form: ReferenceForm | None = None, st
     page = services.case_page(current_user, case_id)
     return render_template(
         "cases/detail.html", page=page, case=page.case,
-        can_edit=services.may_edit_case(current_user, page.case),
-        can_add_to_meeting=_may_add_to_meeting(page.case),
+        can_edit=services.can_edit_case(current_user, page.case),
+        can_add_to_meeting=meetings.can_propose_cases(current_user, page.case),
         reference_form=reference_form or ReferenceForm(formdata=None),
         ecog_grades=ECOG_GRADES,
     ), status
-
-
-def _may_add_to_meeting(case: Case) -> bool:
-    """Ask the meetings feature whether this user may put the case on an agenda."""
-    return meetings.may_propose_cases(current_user, case)
 
 
 # --- Edit -------------------------------------------------------------------
@@ -146,7 +147,7 @@ def _edit_form(case: Case) -> CaseEditForm:
         form.referrer_id.data = case.referring_clinician_id
         for name in ("egfr_status", "alk_status", "ros1_status", "kras_status"):
             getattr(form, name).data = getattr(case, name).value
-    if services.may_choose_referrer(current_user):
+    if services.can_choose_referrer(current_user):
         candidates = services.referrer_candidates()
         if case.referring_clinician not in candidates:
             candidates.insert(0, case.referring_clinician)

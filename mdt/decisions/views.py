@@ -4,14 +4,21 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_login import current_user, login_required
 
+from mdt.auth import permissions
 from mdt.auth.models import Role
 from mdt.auth.permissions import roles_required
 from mdt.decisions import services
 from mdt.decisions.forms import AmendmentForm, ConsensusForm, OpinionForm, ProposalForm
 from mdt.decisions.models import Intent, Modality, Outcome, Stance
-from mdt.errors import ConflictError, ForbiddenError, ImmutableError, InvalidError, NotFoundError
+from mdt.errors import (
+    ConflictError,
+    InvalidError,
+    NotFoundError,
+)
 from mdt.extensions import db
 from mdt.meetings import services as meetings
+from mdt.meetings.forms import StatusForm
+from mdt.meetings.models import ItemStatus
 from mdt.web import apply_field_errors
 
 bp = Blueprint("decisions", __name__)
@@ -29,23 +36,25 @@ def _opinion_form(view: services.ProposalView) -> OpinionForm:
 
 def _render_item(page: services.ItemPage, bound: dict[int, OpinionForm] | None = None,
                  status: int = 200):
-    may_give = current_user.has_role(Role.SPECIALIST) and not page.decided
+    item = page.item
+    can_propose = services.can_propose(current_user, item)
     forms = {}
-    if may_give:
+    if can_propose:
         forms = {view.proposal.id: _opinion_form(view) for group in page.groups
                  for view in group.proposals if not view.proposal.is_withdrawn}
         forms.update(bound or {})
-    item = page.item
+    can_coordinate = permissions.can_coordinate(current_user)
     return render_template(
         "decisions/item.html", page=page, item=item, case=item.case, meeting=item.meeting,
-        consensus=item.consensus, opinion_forms=forms,
-        may_propose=current_user.has_role(Role.SPECIALIST) and not page.decided,
-        is_chair=services.is_chair(current_user, item.meeting),
-        may_sign=services.may_sign(current_user, item),
-        may_amend=item.consensus is not None and services.can_amend(current_user, item.consensus),
-        is_coordinator=current_user.has_role(Role.COORDINATOR, Role.ADMIN),
-        may_carry_over=meetings.can_carry_over(item),
-        can_edit=lambda p: services.can_edit_proposal(current_user, p),
+        consensus=item.consensus, opinion_forms=forms, can_propose=can_propose,
+        is_chair=meetings.is_chair(current_user, item.meeting),
+        can_sign=services.can_sign(current_user, item),
+        can_amend=item.consensus is not None and services.can_amend(current_user, item.consensus),
+        can_set_status=can_coordinate and item.status == ItemStatus.PENDING,
+        can_carry_over=can_coordinate and meetings.can_carry_over(item),
+        can_edit={view.proposal.id: services.can_edit_proposal(current_user, view.proposal)
+                  for group in page.groups for view in group.proposals},
+        status_form=StatusForm(formdata=None),
     ), status
 
 
@@ -68,8 +77,7 @@ def _proposal_values(form: ProposalForm) -> dict:
 def new_proposal(item_id: int):
     """Attach a treatment proposal to an agenda item."""
     item = services.get_visible_item(current_user, item_id)
-    if services.is_item_decided(item):
-        raise ImmutableError(services.DECIDED_MESSAGE)
+    services.check_can_propose(current_user, item)
     form = ProposalForm()
     if form.validate_on_submit():
         try:
@@ -100,10 +108,7 @@ def _set_version(form: ProposalForm, version: int) -> None:
 def edit_proposal(proposal_id: int):
     """Edit a proposal; an edit based on a stale version ends in a conflict message."""
     proposal = _visible_proposal(proposal_id)
-    if not services.can_edit_proposal(current_user, proposal):
-        raise ForbiddenError("Only the proposal's author or a coordinator may change it.")
-    if services.is_item_decided(proposal.agenda_item):
-        raise ImmutableError(services.DECIDED_MESSAGE)
+    services.check_can_edit_proposal(current_user, proposal)
     form = ProposalForm(obj=proposal)
     if not form.is_submitted():
         form.modality.data = proposal.modality.value
@@ -170,6 +175,16 @@ def _action_inputs(form: ConsensusForm) -> list[services.ActionInput]:
                                  entry.form.due_on.data) for entry in form.actions]
 
 
+def _consensus_input(form: ConsensusForm) -> services.ConsensusInput:
+    return services.ConsensusInput(
+        outcome=Outcome(form.outcome.data), recommendation=form.recommendation.data,
+        reason=form.reason.data, adopted_ids=form.adopted.data or [],
+        intent=Intent(form.intent.data),
+        responsible_clinician_id=form.responsible_clinician_id.data,
+        actions=_action_inputs(form), dissent=form.dissent.data,
+        non_quorate_reason=form.non_quorate_reason.data)
+
+
 def _prefill_consensus(form: ConsensusForm, item) -> None:
     form.dissent.data = services.dissent_from_objections(item)
     referrer = item.case.referring_clinician
@@ -190,13 +205,7 @@ def consensus(item_id: int):
     actions_error = None
     if form.validate_on_submit():
         try:
-            services.sign_consensus(
-                current_user, item, outcome=Outcome(form.outcome.data),
-                recommendation=form.recommendation.data, reason=form.reason.data,
-                adopted_ids=form.adopted.data or [], intent=Intent(form.intent.data),
-                responsible_clinician_id=form.responsible_clinician_id.data,
-                actions=_action_inputs(form), dissent=form.dissent.data,
-                non_quorate_reason=form.non_quorate_reason.data)
+            services.sign_consensus(current_user, item, _consensus_input(form))
             db.session.commit()
             flash("Consensus signed.", "success")
             return redirect(url_for("decisions.item", item_id=item_id))
@@ -205,7 +214,7 @@ def consensus(item_id: int):
             actions_error = exc.fields.pop("actions", None)
             apply_field_errors(form, exc)
     return render_template("decisions/consensus_form.html", form=form, item=item,
-                           quorum=services.quorum(item.meeting), actions_error=actions_error)
+                           quorum=meetings.quorum(item.meeting), actions_error=actions_error)
 
 
 @bp.route("/consensus/<int:consensus_id>/amend", methods=["GET", "POST"])
@@ -215,8 +224,7 @@ def amend(consensus_id: int):
     signed = services.get_consensus(consensus_id)
     if not services.can_view_item(current_user, signed.agenda_item):
         raise NotFoundError("No such consensus.")
-    if not services.can_amend(current_user, signed):
-        raise ForbiddenError("Only the meeting's chair or a coordinator may amend a consensus.")
+    services.check_can_amend(current_user, signed)
     form = AmendmentForm()
     if form.validate_on_submit():
         try:

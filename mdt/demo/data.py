@@ -65,7 +65,7 @@ def load() -> bool:
             name="Bone metastasis MDT", weekday=3, start_time=time(14, 0),
             time_zone="Asia/Shanghai", duration_minutes=90,
             location="Radiotherapy building, seminar room 2",
-            video_url="https://meet.example.org/bone-mdt", default_chair_id=team["medonc"].id)
+            video_url="https://meet.example.org/bone-mdt", default_chair_id=team["medonc"].id, actor=None)
     db.session.flush()
     past, upcoming = _first_two_meetings(series, real_now)
     _past_meeting(team, past, upcoming)
@@ -78,7 +78,7 @@ def _people() -> Team:
     by_email = {}
     shared_hash = hash_password(DEMO_PASSWORD)
     for email, name, discipline, roles in PEOPLE:
-        by_email[email] = users.create_user(email=email, name=name, discipline=discipline,
+        by_email[email] = users.create_user(actor=None, email=email, name=name, discipline=discipline,
                                             roles=roles, password_hash=shared_hash)
     return Team(by_email)
 
@@ -105,7 +105,7 @@ def _past_meeting(team: Team, meeting: Meeting, upcoming: Meeting) -> None:
     """Play out last week's meeting: one consensus signed, one case not reached."""
     with clock.frozen(meeting.starts_at - timedelta(days=4)):
         today = clock.now().date()
-        meetings.invite_core_team(meeting)
+        meetings.invite_core_team(meeting, actor=None)
         egfr = _refer(
             team["clinician"], number="DEMO-100231", name="Zhou Mei", born=date(1961, 3, 12),
             sex=Sex.FEMALE, primary_site="Lung", histology="Adenocarcinoma", stage="IVB",
@@ -137,12 +137,12 @@ def _past_meeting(team: Team, meeting: Meeting, upcoming: Meeting) -> None:
                              "No neurological signs.",
             imaging=[(ReferenceKind.IMAGING, "CT-7740115", today - timedelta(days=3),
                       "CT lumbar spine: lytic L2 lesion, posterior wall involved")])
-        first = meetings.add_item(meeting, egfr, user=team["coordinator"], minutes_allotted=15,
+        first = meetings.add_item(meeting, egfr, actor=team["coordinator"], minutes_allotted=15,
                                   presenter_id=team["clinician"].id)
-        second = meetings.add_item(meeting, alk, user=team["coordinator"], minutes_allotted=15,
+        second = meetings.add_item(meeting, alk, actor=team["coordinator"], minutes_allotted=15,
                                    presenter_id=team["medonc"].id)
-        meetings.triage_item(first, Triage.FOR_DISCUSSION)
-        meetings.triage_item(second, Triage.FOR_DISCUSSION)
+        meetings.triage_item(first, Triage.FOR_DISCUSSION, actor=None)
+        meetings.triage_item(second, Triage.FOR_DISCUSSION, actor=None)
         sbrt = decisions.create_proposal(
             team["radonc"], first, modality=Modality.SBRT, details="24 Gy in 2 fractions to T7",
             rationale="Painful spinal lesion; oligoprogression while the rest of the disease "
@@ -174,7 +174,7 @@ def _past_meeting(team: Team, meeting: Meeting, upcoming: Meeting) -> None:
             meetings.record_presence(attendance, team["coordinator"], Presence.PRESENT)
         db.session.flush()
         decisions.sign_consensus(
-            team["medonc"], first, outcome=Outcome.AGREED,
+            team["medonc"], first, decisions.ConsensusInput(outcome=Outcome.AGREED,
             recommendation="SBRT 24 Gy in 2 fractions to T7; continue osimertinib. Start "
                            "denosumab after dental review. Re-image in 3 months.",
             adopted_ids=[sbrt.id, deno.id], intent=Intent.PALLIATIVE,
@@ -183,17 +183,17 @@ def _past_meeting(team: Team, meeting: Meeting, upcoming: Meeting) -> None:
                                            clock.now().date() + timedelta(days=5)),
                      decisions.ActionInput("Dental review before denosumab",
                                            team["clinician"].id,
-                                           clock.now().date() + timedelta(days=14))])
+                                           clock.now().date() + timedelta(days=14))]))
     with clock.frozen(meeting.ends_at + timedelta(minutes=10)):
-        meetings.carry_over(second, user=team["coordinator"])
+        meetings.carry_over(second, actor=team["coordinator"])
 
 
 def _upcoming_meeting(team: Team, meeting: Meeting) -> None:
     """Next week's meeting: cases on the agenda, opinions still awaited."""
     today = clock.now().date()
-    meetings.invite_core_team(meeting)
+    meetings.invite_core_team(meeting, actor=None)
     for who in ("radiology", "palliative"):
-        meetings.invite(meeting, team[who])
+        meetings.invite(meeting, team[who], actor=None)
     femur = _refer(
         team["clinician"], number="DEMO-101344", name="Qian Jun", born=date(1955, 7, 21),
         sex=Sex.MALE, histology="Squamous cell carcinoma", stage="IVA",
@@ -222,11 +222,11 @@ def _upcoming_meeting(team: Team, meeting: Meeting) -> None:
            question="Several new bone lesions on bone scan: bone-protective therapy, and "
                     "radiotherapy to the symptomatic ones?",
            imaging=[])
-    femur_item = meetings.add_item(meeting, femur, user=team["coordinator"], minutes_allotted=15,
+    femur_item = meetings.add_item(meeting, femur, actor=team["coordinator"], minutes_allotted=15,
                                    presenter_id=team["ortho"].id)
-    rib_item = meetings.add_item(meeting, rib, user=team["coordinator"], minutes_allotted=5)
-    meetings.triage_item(femur_item, Triage.FOR_DISCUSSION)
-    meetings.triage_item(rib_item, Triage.STANDARD_OF_CARE)
+    rib_item = meetings.add_item(meeting, rib, actor=team["coordinator"], minutes_allotted=5)
+    meetings.triage_item(femur_item, Triage.FOR_DISCUSSION, actor=None)
+    meetings.triage_item(rib_item, Triage.STANDARD_OF_CARE, actor=None)
     fixation = decisions.create_proposal(
         team["ortho"], femur_item, modality=Modality.SURGERY,
         details="Prophylactic intramedullary fixation of the right femur",

@@ -3,22 +3,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import and_, exists, func, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.orm import joinedload, selectinload
 
-from mdt import clock
-from mdt.auth.models import Role, User
+from mdt.auth.models import User
+from mdt.auth.permissions import can_coordinate
 from mdt.cases.models import Case, CaseStatus
-from mdt.cases.services import concerns_user_clause, sees_all_cases
-from mdt.decisions.models import Consensus, Opinion, Proposal
+from mdt.cases.services import can_read_all_cases, concerns_user_clause
+from mdt.decisions import services as decisions
+from mdt.decisions.models import Consensus
 from mdt.extensions import db
+from mdt.meetings import services as meetings
 from mdt.meetings.models import (
     AgendaItem,
     Attendance,
-    ItemStatus,
     Meeting,
-    MeetingStatus,
-    Triage,
 )
 
 
@@ -33,33 +32,18 @@ def next_meetings(user: User, limit: int = 5) -> list[MeetingRow]:
     items = (select(func.count(AgendaItem.id)).where(AgendaItem.meeting_id == Meeting.id)
              .correlate(Meeting).scalar_subquery())
     query = (select(Meeting, items)
-             .where(Meeting.status == MeetingStatus.SCHEDULED, Meeting.starts_at >= clock.now())
+             .where(meetings.upcoming_clause())
              .options(joinedload(Meeting.series), joinedload(Meeting.chair))
              .order_by(Meeting.starts_at).limit(limit))
-    if not user.has_role(Role.COORDINATOR, Role.ADMIN):
+    if not can_coordinate(user):
         query = query.where(exists().where(Attendance.meeting_id == Meeting.id,
                                            Attendance.user_id == user.id))
     return [MeetingRow(meeting, count) for meeting, count in db.session.execute(query)]
 
 
 def awaiting_my_opinion(user: User, limit: int = 20) -> list[AgendaItem]:
-    """Items for discussion, still open, with a proposal this specialist has not given an opinion on."""
-    if not user.has_role(Role.SPECIALIST):
-        return []
-    mine = exists().where(Opinion.proposal_id == Proposal.id, Opinion.user_id == user.id)
-    open_proposal = exists().where(Proposal.agenda_item_id == AgendaItem.id,
-                                   Proposal.is_withdrawn.is_(False), ~mine)
-    query = (select(AgendaItem).join(AgendaItem.meeting)
-             .where(AgendaItem.status == ItemStatus.PENDING,
-                    AgendaItem.triage == Triage.FOR_DISCUSSION,
-                    AgendaItem.carried_to_id.is_(None),
-                    Meeting.status == MeetingStatus.SCHEDULED,
-                    ~exists().where(Consensus.agenda_item_id == AgendaItem.id),
-                    open_proposal)
-             .options(joinedload(AgendaItem.meeting).joinedload(Meeting.series),
-                      joinedload(AgendaItem.case).joinedload(Case.patient))
-             .order_by(Meeting.starts_at, AgendaItem.position).limit(limit))
-    return list(db.session.scalars(query))
+    """Items for discussion, still open, with a proposal awaiting this specialist's opinion."""
+    return [item for item, _count in decisions.items_awaiting_opinion(user, limit=limit)]
 
 
 def recent_consensus(user: User, limit: int = 10) -> list[Consensus]:
@@ -70,7 +54,7 @@ def recent_consensus(user: User, limit: int = 10) -> list[Consensus]:
                       joinedload(Consensus.agenda_item).joinedload(AgendaItem.meeting),
                       joinedload(Consensus.signed_by))
              .order_by(Consensus.signed_at.desc()).limit(limit))
-    if not sees_all_cases(user):
+    if not can_read_all_cases(user):
         query = query.where(concerns_user_clause(user))
     return list(db.session.scalars(query))
 
@@ -85,12 +69,8 @@ def my_open_cases(user: User, limit: int = 20) -> list[Case]:
 
 
 def cases_not_on_an_agenda(limit: int = 20) -> list[Case]:
-    """Open cases waiting for a place on an agenda (for coordinators to chase)."""
-    on_agenda = exists().where(and_(AgendaItem.case_id == Case.id,
-                                    AgendaItem.status == ItemStatus.PENDING))
-    decided = exists().where(AgendaItem.case_id == Case.id,
-                             AgendaItem.status == ItemStatus.DISCUSSED)
-    query = (select(Case).where(Case.status == CaseStatus.OPEN, ~on_agenda, ~decided)
+    """Open cases waiting for a place on an agenda (for coordinators to chase), oldest first."""
+    query = (select(Case).where(meetings.waiting_for_agenda_clause())
              .options(joinedload(Case.patient), joinedload(Case.referring_clinician),
                       selectinload(Case.references))
              .order_by(Case.created_at).limit(limit))

@@ -13,8 +13,15 @@ from wtforms import (
     TextAreaField,
     TimeField,
 )
-from wtforms.validators import URL, DataRequired, InputRequired, Length, NumberRange, Optional
-from wtforms.validators import ValidationError
+from wtforms.validators import (
+    URL,
+    DataRequired,
+    InputRequired,
+    Length,
+    NumberRange,
+    Optional,
+    ValidationError,
+)
 
 from mdt.auth.models import Discipline
 from mdt.forms import MultiCheckboxField, choices, enum_choices
@@ -127,7 +134,9 @@ class TriageForm(FlaskForm):
 
 
 class StatusForm(FlaskForm):
-    status = SelectField("New status", choices=enum_choices(ItemStatus))
+    #: Pending is where an item starts; it is never chosen.
+    status = SelectField("New status", choices=[
+        choice for choice in enum_choices(ItemStatus) if choice.value != ItemStatus.PENDING])
     reason = TextAreaField("Reason", validators=[Optional(), Length(max=2000)],
                            description="Required to defer.")
 
@@ -137,7 +146,9 @@ class InviteForm(FlaskForm):
 
 
 class ResponseForm(FlaskForm):
-    response = SelectField("Your answer", choices=enum_choices(Response))
+    #: "Invited" is the state before an answer; it is never chosen.
+    response = SelectField("Your answer", choices=[
+        choice for choice in enum_choices(Response) if choice.value != Response.INVITED])
 
 
 class PresenceForm(FlaskForm):

@@ -1,16 +1,31 @@
 """HTML views for meeting series, meetings, agendas and attendance."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from mdt import clock
+from mdt import clock, timezones
 from mdt.auth import services as users
 from mdt.auth.models import Role
 from mdt.auth.permissions import roles_required
 from mdt.cases import services as cases
-from mdt.errors import ConflictError, DomainError, ForbiddenError, InvalidError, NotFoundError
+from mdt.errors import (
+    ConflictError,
+    DomainError,
+    ForbiddenError,
+    InvalidError,
+    NotFoundError,
+)
 from mdt.extensions import db
 from mdt.forms import choices
 from mdt.meetings import forms as f
@@ -89,7 +104,7 @@ def new_series():
         form.time_zone.data = current_app.config["DEFAULT_TIME_ZONE"]
     if form.validate_on_submit():
         try:
-            series = services.create_series(**_series_values(form))
+            series = services.create_series(**_series_values(form), actor=current_user)
             db.session.commit()
             flash(f"Series {series.name} created with {len(series.meetings)} upcoming meetings.",
                   "success")
@@ -113,7 +128,7 @@ def edit_series(series_id: int):
         form.reminder_offsets.data = ", ".join(str(m) for m in series.reminder_offsets_minutes)
     if form.validate_on_submit():
         try:
-            services.update_series(series, **_series_values(form))
+            services.update_series(series, **_series_values(form), actor=current_user)
             db.session.commit()
             flash(f"Series {series.name} saved. Meetings already scheduled keep their time "
                   "and place; change them one by one if needed.", "success")
@@ -159,17 +174,21 @@ def detail(meeting_id: int):
             ((str(u.id), f"{u.name} ({u.discipline.label})")
              for u in users.list_users(active_only=True) if u.id not in invited),
             blank="— choose a person —")
+    own = next((a for a in meeting.attendances if a.user_id == current_user.id), None)
+    response_form = f.ResponseForm(formdata=None, data={
+        "response": own.response.value if own is not None else None})
     return render_template(
         "meetings/detail.html", meeting=meeting, quorum=services.quorum(meeting),
         readiness={i.id: cases.readiness(i.case) for i in meeting.items},
-        visible=services.visible_case_ids(current_user, (i.case_id for i in meeting.items)),
+        visible=cases.visible_case_ids(current_user, (i.case_id for i in meeting.items)),
         cutoff=services.cutoff_at(meeting), started=services.has_started(meeting),
-        can_manage=can_manage,
-        can_record_presence=(services.may_record_presence(current_user, meeting)
+        can_manage=can_manage, can_add_case=services.can_add_cases(current_user, meeting),
+        can_record_presence=(services.can_record_presence(current_user, meeting)
                              and services.presence_open(meeting)),
         can_carry={i.id: services.can_carry_over(i) for i in meeting.items},
-        invite_form=invite_form, triage_form=f.TriageForm(), status_form=f.StatusForm(),
-        response_form=f.ResponseForm(), presence_form=f.PresenceForm(),
+        can_remove={i.id: services.can_remove_item(i) for i in meeting.items},
+        invite_form=invite_form, triage_form=f.TriageForm(formdata=None),
+        status_form=f.StatusForm(formdata=None), response_form=response_form,
         ItemStatus=ItemStatus)
 
 
@@ -177,7 +196,7 @@ def _meeting_form(meeting: Meeting) -> f.MeetingForm:
     form = f.MeetingForm(obj=meeting)
     form.chair_id.choices = _people_choices()
     if not form.is_submitted():
-        local = meeting.starts_at.astimezone(services.zone(meeting.time_zone))
+        local = meeting.starts_at.astimezone(timezones.zone(meeting.time_zone))
         form.day.data, form.start_time.data = local.date(), local.time().replace(tzinfo=None)
         form.chair_id.data = str(meeting.chair_id or "")
         form.version.data = str(meeting.version)
@@ -196,10 +215,10 @@ def edit_meeting(meeting_id: int):
         try:
             services.update_meeting(
                 meeting, expected_version=_int_or_none(form.version.data),
-                starts_at=services.local_to_utc(form.day.data, form.start_time.data,
+                starts_at=timezones.local_to_utc(form.day.data, form.start_time.data,
                                                 meeting.time_zone),
                 duration_minutes=form.duration_minutes.data, location=form.location.data,
-                video_url=form.video_url.data, chair_id=_int_or_none(form.chair_id.data))
+                video_url=form.video_url.data, chair_id=_int_or_none(form.chair_id.data), actor=current_user)
             db.session.commit()
             flash("Meeting saved.", "success")
             return _to_meeting(meeting.id)
@@ -224,7 +243,7 @@ def cancel_meeting(meeting_id: int):
     if cancel_form.validate_on_submit():
         try:
             services.cancel_meeting(meeting, reason=cancel_form.reason.data,
-                                    expected_version=_int_or_none(cancel_form.version.data))
+                                    expected_version=_int_or_none(cancel_form.version.data), actor=current_user)
             db.session.commit()
             flash("Meeting cancelled.", "success")
             return _to_meeting(meeting.id)
@@ -250,7 +269,7 @@ def cancel_meeting(meeting_id: int):
 def new_item(meeting_id: int):
     """Put a case on a meeting's agenda."""
     meeting = services.get_meeting(meeting_id)
-    late = services.check_may_add(current_user, None, meeting)
+    late = services.check_can_add(current_user, None, meeting)
     form = f.AddItemForm()
     form.case_id.choices = choices(
         ((str(c.id), f"{c.patient.initials} · {c.patient.hospital_number} · case {c.id}: "
@@ -260,7 +279,7 @@ def new_item(meeting_id: int):
     if form.validate_on_submit():
         try:
             case = cases.get_visible_case(current_user, int(form.case_id.data))
-            item = services.add_item(meeting, case, user=current_user,
+            item = services.add_item(meeting, case, actor=current_user,
                                      minutes_allotted=form.minutes_allotted.data,
                                      presenter_id=_int_or_none(form.presenter_id.data))
             db.session.commit()
@@ -279,7 +298,7 @@ def new_item(meeting_id: int):
 def add_case_to_meeting(case_id: int):
     """Put one case on an upcoming meeting's agenda."""
     case = cases.get_visible_case(current_user, case_id)
-    if not services.may_propose_cases(current_user, case):
+    if not services.can_propose_cases(current_user, case):
         abort(403)
     meetings = services.meetings_open_for_case(current_user, case)
     form = f.AddToMeetingForm()
@@ -291,7 +310,7 @@ def add_case_to_meeting(case_id: int):
     if form.validate_on_submit():
         try:
             meeting = services.get_meeting(int(form.meeting_id.data))
-            item = services.add_item(meeting, case, user=current_user,
+            item = services.add_item(meeting, case, actor=current_user,
                                      minutes_allotted=form.minutes_allotted.data,
                                      presenter_id=_int_or_none(form.presenter_id.data))
             db.session.commit()
@@ -323,7 +342,7 @@ def edit_item(item_id: int):
         try:
             services.update_item(item, expected_version=_int_or_none(form.version.data),
                                  minutes_allotted=form.minutes_allotted.data,
-                                 presenter_id=_int_or_none(form.presenter_id.data))
+                                 presenter_id=_int_or_none(form.presenter_id.data), actor=current_user)
             db.session.commit()
             flash("Agenda item saved.", "success")
             return _to_meeting(item.meeting_id, f"item-{item.id}")
@@ -357,7 +376,7 @@ def _item_action(item_id: int, action) -> WerkzeugResponse:
 def remove_item(item_id: int):
     """Take a pending item off the agenda."""
     def act(item):
-        services.remove_item(item)
+        services.remove_item(item, actor=current_user)
         return "Case removed from the agenda."
     return _item_action(item_id, act)
 
@@ -367,7 +386,7 @@ def remove_item(item_id: int):
 def move_item(item_id: int):
     """Move an item up or down the agenda."""
     def act(item):
-        moved = services.move_item(item, request.form.get("direction", ""))
+        moved = services.move_item(item, request.form.get("direction", ""), actor=current_user)
         return "Agenda reordered." if moved else None
     return _item_action(item_id, act)
 
@@ -381,7 +400,7 @@ def triage(item_id: int):
     def act(item):
         if not form.validate():
             raise InvalidError(_form_errors(form))
-        services.triage_item(item, form.triage.data)
+        services.triage_item(item, form.triage.data, actor=current_user)
         return f"Triaged: {item.triage.label}."
     return _item_action(item_id, act)
 
@@ -395,7 +414,7 @@ def item_status(item_id: int):
     def act(item):
         if not form.validate():
             raise InvalidError(_form_errors(form))
-        services.set_item_status(item, form.status.data, form.reason.data)
+        services.set_item_status(item, form.status.data, form.reason.data, actor=current_user)
         return f"Item marked {item.status.label.lower()}."
     return _item_action(item_id, act)
 
@@ -407,7 +426,7 @@ def carry_over(item_id: int):
     item = services.get_item(item_id)
     meeting_id = item.meeting_id
     try:
-        new_item = services.carry_over(item, user=current_user)
+        new_item = services.carry_over(item, actor=current_user)
         db.session.commit()
         flash(f"Case carried over to the meeting of {_local(new_item.meeting)}, "
               "with its proposals and opinions.", "success")
@@ -426,14 +445,14 @@ def invite(meeting_id: int):
     meeting = services.get_meeting(meeting_id)
     try:
         if request.form.get("core_team"):
-            added = services.invite_core_team(meeting)
+            added = services.invite_core_team(meeting, actor=current_user)
             message = (f"{len(added)} member(s) of the core team invited." if added
                        else "The core team was already invited.")
         else:
             user_id = _int_or_none(request.form.get("user_id"))
             if user_id is None:
                 raise InvalidError("Choose a person to invite.")
-            added = services.invite(meeting, users.get_user(user_id))
+            added = services.invite(meeting, users.get_user(user_id), actor=current_user)
             message = "Invitation sent." if added else "That person was already invited."
         db.session.commit()
         flash(message, "success")
@@ -448,7 +467,7 @@ def remove_attendee(attendance_id: int):
     """Uninvite a person from a meeting."""
     attendance = services.get_attendance(attendance_id)
     meeting_id = attendance.meeting_id
-    services.remove_attendee(attendance)
+    services.remove_attendee(attendance, actor=current_user)
     db.session.commit()
     flash("Attendee removed.", "success")
     return _to_meeting(meeting_id, "attendance")
@@ -480,7 +499,7 @@ def presence(attendance_id: int):
     """Record whether an attendee is present (coordinators or the chair)."""
     attendance = services.get_attendance(attendance_id)
     meeting_id = attendance.meeting_id
-    if not services.may_record_presence(current_user, attendance.meeting):
+    if not services.can_record_presence(current_user, attendance.meeting):
         abort(403)
     form = f.PresenceForm()
     try:

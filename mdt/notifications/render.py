@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from email import message_from_bytes
 from email import policy as email_policy
 from email.charset import QP, Charset
@@ -29,25 +29,28 @@ from email.mime.text import MIMEText
 from email.utils import format_datetime as rfc2822_date
 from email.utils import formataddr, parseaddr
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.orm import joinedload, selectinload
 
-from mdt import clock
+from mdt import clock, timezones
 from mdt.auth.models import Role, User
-from mdt.cases.models import Case, CaseStatus
-from mdt.decisions.models import Amendment, Consensus, ConsensusAction, Outcome, Proposal
+from mdt.cases.models import Case
+from mdt.decisions import services as decisions
+from mdt.decisions.models import (
+    Amendment,
+    Consensus,
+    ConsensusAction,
+)
 from mdt.extensions import db
+from mdt.meetings import services as meetings
 from mdt.meetings.models import (
     AgendaItem,
     Attendance,
     ItemStatus,
     Meeting,
-    MeetingStatus,
     Response,
-    Triage,
 )
 from mdt.notifications import ics
 from mdt.notifications.models import Notification, NotificationKind
@@ -98,15 +101,12 @@ def build_message(notification: Notification) -> Message | None:
 
 def recipient_zone(user: User, meeting: Meeting | None = None) -> str:
     """Return the zone to show times in: the person's, else the meeting's, else the app's."""
-    for zone in (user.time_zone, meeting.time_zone if meeting else None):
-        if zone and _valid_zone(zone):
-            return zone
-    return current_app.config["DEFAULT_TIME_ZONE"]
+    return timezones.first_valid(user.time_zone, meeting.time_zone if meeting else None)
 
 
 def format_when(moment: datetime, zone: str) -> str:
     """Format ``moment`` in ``zone`` with its abbreviation and name, e.g. "… 14:00 GMT (Europe/London)"."""
-    local = moment.astimezone(ZoneInfo(zone))
+    local = timezones.to_local(moment, zone)
     return f"{local.strftime('%a %d %b %Y, %H:%M')} {local.tzname()} ({zone})"
 
 
@@ -135,14 +135,6 @@ def describe_offset(minutes: int) -> str:
     else:
         value, unit = minutes, "minute"
     return f"{value} {unit}{'' if value == 1 else 's'}"
-
-
-def _valid_zone(zone: str) -> bool:
-    try:
-        ZoneInfo(zone)
-    except (ZoneInfoNotFoundError, ValueError):
-        return False
-    return True
 
 
 #: Loads shared by the e-mails of one delivery batch, by key; None outside a batch.
@@ -270,7 +262,7 @@ def _agenda_closing(notification: Notification) -> Draft | None:
     meeting = _upcoming_meeting(notification)
     if meeting is None:
         return None
-    cutoff = meeting.starts_at - timedelta(hours=meeting.series.cutoff_hours)
+    cutoff = meetings.cutoff_at(meeting)
     if cutoff <= clock.now():
         return None
     user = notification.recipient
@@ -286,17 +278,10 @@ def _agenda_closing(notification: Notification) -> Draft | None:
 
 
 def waiting_cases(user: User) -> list[Case]:
-    """Return ``user``'s open referrals not yet on an upcoming agenda nor decided."""
-    on_agenda = (sa.select(AgendaItem.case_id).join(Meeting, AgendaItem.meeting_id == Meeting.id)
-                 .where(AgendaItem.status == ItemStatus.PENDING,
-                        Meeting.status == MeetingStatus.SCHEDULED,
-                        Meeting.starts_at > clock.now()))
-    decided = (sa.select(AgendaItem.case_id).join(Consensus)
-               .where(Consensus.outcome == Outcome.AGREED))
+    """Return ``user``'s referrals waiting for an agenda (``meetings.waiting_for_agenda_clause``)."""
     return list(db.session.scalars(
         sa.select(Case).where(Case.referring_clinician_id == user.id,
-                              Case.status == CaseStatus.OPEN,
-                              Case.id.not_in(on_agenda), Case.id.not_in(decided))
+                              meetings.waiting_for_agenda_clause())
         .options(selectinload(Case.patient)).order_by(Case.id)))
 
 
@@ -317,24 +302,11 @@ def _opinion_pending(notification: Notification) -> Draft | None:
 
 
 def awaiting_opinion(meeting: Meeting, user: User) -> list[tuple[AgendaItem, int]]:
-    """Return the items for discussion with proposals ``user`` has not given an opinion on.
+    """Return the meeting's items awaiting ``user``'s opinion, each with how many proposals.
 
-    Each with how many such proposals; a person's own proposals do not count.
+    The rule is ``decisions.services.items_awaiting_opinion``, as on the home page.
     """
-    items = db.session.scalars(
-        sa.select(AgendaItem)
-        .where(AgendaItem.meeting_id == meeting.id, AgendaItem.status == ItemStatus.PENDING,
-               AgendaItem.triage == Triage.FOR_DISCUSSION)
-        .options(selectinload(AgendaItem.case).selectinload(Case.patient),
-                 selectinload(AgendaItem.proposals).selectinload(Proposal.opinions))
-        .order_by(AgendaItem.position))
-    result = []
-    for item in items:
-        missing = [p for p in item.proposals if not p.is_withdrawn and p.author_id != user.id
-                   and all(o.user_id != user.id for o in p.opinions)]
-        if missing:
-            result.append((item, len(missing)))
-    return result
+    return decisions.items_awaiting_opinion(user, meeting=meeting)
 
 
 def _will_attend(meeting: Meeting, user: User) -> bool:

@@ -4,7 +4,7 @@ Other features call the ``on_*`` hooks from their services, inside the same
 transaction as the change that causes them (a notification is a row before
 it is a message). They only add or update rows and flush; nothing here
 talks to the broker, so a web request never waits on Redis, and nothing
-commits. The worker's dispatcher (``mdt.notifications.delivery``) sends due
+commits. The worker's dispatcher (``mdt.delivery``) sends due
 rows, calling ``render.build_email`` which drops rows no longer relevant.
 
 Each row has a unique ``dedup_key`` naming its reason, so running a hook

@@ -1,28 +1,29 @@
 """``flask --app mdt notifications …``: see and repair notification delivery."""
 from __future__ import annotations
 
+from datetime import datetime
+
 import click
-from flask import current_app
 from flask.cli import AppGroup
 
-from mdt import clock
+from mdt import clock, timezones
+from mdt.delivery import dispatcher, operations
 from mdt.errors import DomainError
 from mdt.extensions import db
-from mdt.notifications import delivery
 from mdt.web import format_datetime
 
 notifications_cli = AppGroup("notifications", help="Notification delivery: status, resend, dispatch.")
 
 
-def _when(moment) -> str:
-    zone = current_app.config["DEFAULT_TIME_ZONE"]
+def _when(moment: datetime) -> str:
+    zone = timezones.default_zone_name()
     return f"{format_datetime(moment, zone)} ({format_datetime(moment, 'UTC')})"
 
 
 @notifications_cli.command("status")
 def status_command() -> None:
     """Show counts by status, the oldest pending notification and the last dispatcher run."""
-    status = delivery.delivery_status()
+    status = operations.delivery_status()
     for name, count in status.counts.items():
         click.echo(f"{name:>10}: {count}")
     if status.oldest_pending_due_at is not None:
@@ -37,7 +38,7 @@ def status_command() -> None:
                    f"released {run.released}, left for later {run.unpublished}"
                    + (f", error: {run.error}" if run.error else ""))
     if status.dispatcher_stale:
-        minutes = int(delivery.DISPATCHER_STALE_AFTER.total_seconds() // 60)
+        minutes = int(operations.DISPATCHER_STALE_AFTER.total_seconds() // 60)
         click.secho(f"WARNING: the dispatcher has not run for {minutes} minutes: "
                     "is celery beat running (see docs/operations.md)?", fg="yellow", err=True)
 
@@ -47,7 +48,7 @@ def status_command() -> None:
 def resend_command(notification_id: int) -> None:
     """Queue a failed, cancelled or sent notification again."""
     try:
-        notification = delivery.resend(notification_id)
+        notification = operations.resend(notification_id, actor=None)
         db.session.commit()
     except DomainError as exc:
         db.session.rollback()
@@ -59,7 +60,7 @@ def resend_command(notification_id: int) -> None:
 @notifications_cli.command("dispatch")
 def dispatch_command() -> None:
     """Run one dispatcher pass now (publishes due notifications to the broker)."""
-    result = delivery.dispatch()
+    result = dispatcher.dispatch()
     if not result.ran:
         raise click.ClickException("Another dispatcher holds the lease; try again in a minute.")
     click.echo(f"{clock.now():%H:%M:%S} UTC: published {result.published}, released "

@@ -1,4 +1,4 @@
-"""The operations page for notification delivery: counts, failures, resend."""
+"""The operator page for notification delivery (``/admin/notifications``): counts, failures, resend."""
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, url_for
@@ -6,11 +6,11 @@ from flask_login import current_user
 
 from mdt.auth.models import Role
 from mdt.auth.permissions import roles_required
+from mdt.delivery import operations
 from mdt.errors import DomainError
 from mdt.extensions import db
-from mdt.notifications import delivery
 
-bp = Blueprint("notifications_ops", __name__, url_prefix="/admin/notifications")
+bp = Blueprint("delivery", __name__, url_prefix="/admin/notifications")
 
 
 @bp.get("")
@@ -18,9 +18,9 @@ bp = Blueprint("notifications_ops", __name__, url_prefix="/admin/notifications")
 def index():
     """Show delivery counts, the dispatcher's last run and the failed notifications."""
     return render_template(
-        "notifications/ops.html", status=delivery.delivery_status(),
-        failed=delivery.failed_notifications(),
-        stale_minutes=int(delivery.DISPATCHER_STALE_AFTER.total_seconds() // 60))
+        "delivery/status.html", status=operations.delivery_status(),
+        failed=operations.failed_notifications(),
+        stale_minutes=int(operations.DISPATCHER_STALE_AFTER.total_seconds() // 60))
 
 
 @bp.post("/<int:notification_id>/resend")
@@ -28,7 +28,7 @@ def index():
 def resend(notification_id: int):
     """Queue a failed, cancelled or sent notification again."""
     try:
-        delivery.resend(notification_id, actor_id=current_user.id)
+        operations.resend(notification_id, actor=current_user)
         db.session.commit()
     except DomainError as exc:
         db.session.rollback()
@@ -37,4 +37,4 @@ def resend(notification_id: int):
         flash(exc.message, "error")
     else:
         flash(f"Notification {notification_id} will be sent again within a minute.", "success")
-    return redirect(url_for("notifications_ops.index"))
+    return redirect(url_for("delivery.index"))

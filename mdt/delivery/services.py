@@ -1,0 +1,190 @@
+"""One delivery: claim a row, render it, send it, record the outcome or retry."""
+from __future__ import annotations
+
+import enum
+import logging
+import smtplib
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from datetime import timedelta
+from email.message import Message
+
+from flask import current_app
+from sqlalchemy import select, update
+from sqlalchemy.orm import joinedload
+
+from mdt import clock
+from mdt.auth.models import User
+from mdt.delivery.mail import PermanentMailError, TransientMailError, get_backend
+from mdt.extensions import db
+from mdt.notifications.models import Notification, NotificationStatus
+from mdt.notifications import render
+
+log = logging.getLogger(__name__)
+
+#: Short name: the statuses a row moves through.
+Status = NotificationStatus
+#: A ``sending`` row claimed longer ago than this belongs to a dead worker.
+#: Far longer than one send can take (the SMTP timeout is seconds).
+CLAIM_LEASE = timedelta(minutes=10)
+#: A published row still ``pending`` after this is published again (the
+#: message was lost: a broker restarted without persistence, a worker killed).
+DISPATCH_LEASE = timedelta(minutes=10)
+#: True inside ``deliver_batch``: outcomes commit with the next row's claim.
+_in_batch: ContextVar[bool] = ContextVar("mdt_delivery_in_batch", default=False)
+
+
+class Outcome(enum.StrEnum):
+    """What one delivery attempt did with its row."""
+
+    SKIPPED = "skipped"      # another task has it, or it is no longer pending or due
+    SENT = "sent"            # e-mailed
+    IN_APP = "in_app"        # no e-mail wanted: shown in the notification centre only
+    CANCELLED = "cancelled"  # no longer relevant, or the recipient is deactivated
+    RETRY = "retry"          # transient error: back to pending, retry after ``retry_in``
+    FAILED = "failed"        # given up: shown to coordinators, who may resend
+
+
+@dataclass
+class DeliveryResult:
+    """The outcome of one delivery, and when to retry it after a transient error."""
+
+    outcome: Outcome
+    retry_in: float | None = None
+    error: str | None = field(default=None, repr=False)
+
+
+def claim(notification_id: int) -> bool:
+    """Claim a due pending row for this worker; return whether we won it (commits)."""
+    now = clock.now()
+    won = db.session.execute(
+        update(Notification)
+        .where(Notification.id == notification_id, Notification.status == Status.PENDING,
+               # A row moved later (meeting rescheduled) after it was published waits.
+               Notification.due_at <= now)
+        .values(status=Status.SENDING, claimed_at=now, attempts=Notification.attempts + 1)
+        .execution_options(synchronize_session=False)
+    ).rowcount == 1
+    db.session.commit()
+    return won
+
+
+def deliver(notification_id: int) -> DeliveryResult:
+    """Claim, render and send one notification; record the outcome on its row."""
+    if not claim(notification_id):
+        return DeliveryResult(Outcome.SKIPPED)
+    notification = db.session.scalars(
+        # Roles are loaded only by the kinds that need them (one query saved).
+        select(Notification).options(joinedload(Notification.recipient)
+                                     .lazyload(User.role_rows))
+        .where(Notification.id == notification_id)
+        # Fresh even in a batch, where committed objects are not expired.
+        .execution_options(populate_existing=True)).one()
+    if not notification.recipient.is_active:
+        return _finish(notification, Status.CANCELLED, Outcome.CANCELLED,
+                       note="recipient deactivated")
+    if not notification.send_email:
+        return _finish(notification, Status.SENT, Outcome.IN_APP)
+    try:
+        message = _render(notification)
+    except Exception as exc:  # a rendering bug: retrying the same input will not help
+        log.exception("rendering notification %d failed", notification_id)
+        db.session.rollback()
+        return _fail(notification_id, f"rendering failed: {exc!r}")
+    if message is None:
+        return _finish(notification, Status.CANCELLED, Outcome.CANCELLED,
+                       note="no longer relevant when due")
+    try:
+        get_backend(current_app.config).send(message, key=str(notification_id))
+    except PermanentMailError as exc:
+        return _fail(notification_id, str(exc))
+    except (TransientMailError, smtplib.SMTPException, OSError) as exc:
+        return _retry_or_fail(notification, f"{type(exc).__name__}: {exc}")
+    return _finish(notification, Status.SENT, Outcome.SENT)
+
+
+def deliver_batch(notification_ids: list[int]) -> dict[int, DeliveryResult]:
+    """Deliver the rows of one task in turn: each claimed, sent and recorded on its own."""
+    session = db.session()
+    expire = session.expire_on_commit
+    # The meeting and agenda loaded for the first row serve the next ones:
+    # keep them loaded across the per-row commits (for this batch only).
+    session.expire_on_commit = False
+    token = _in_batch.set(True)
+    try:
+        with render.shared_loads():
+            results = {i: deliver(i) for i in dict.fromkeys(notification_ids)}
+        db.session.commit()  # the last row's outcome
+        return results
+    finally:
+        _in_batch.reset(token)
+        session.expire_on_commit = expire
+
+
+def _render(notification: Notification) -> Message | None:
+    """Build the row's e-mail (``mdt.notifications.render``), tagged with the row's id."""
+    message = render.build_message(notification)
+    if message is not None:
+        message["X-MDT-Notification"] = str(notification.id)
+    return message
+
+
+def _record_outcome() -> None:
+    """Make a row's outcome durable: now, or in a batch with the next row's claim.
+
+    The next claim commits at once, before anything else is sent, so the
+    outcome is no less safe; the batch commits the last one at its end.
+    """
+    if _in_batch.get():
+        db.session.flush()
+    else:
+        db.session.commit()
+
+
+def _finish(notification: Notification, status: Status, outcome: Outcome,
+            note: str | None = None) -> DeliveryResult:
+    values = {"status": status, "claimed_at": None, "last_error": note}
+    if status == Status.SENT:
+        values["sent_at"] = clock.now()
+    # One UPDATE, without the unit of work's bookkeeping.
+    db.session.execute(update(Notification).where(Notification.id == notification.id)
+                       .values(**values).execution_options(synchronize_session="evaluate"))
+    _record_outcome()
+    return DeliveryResult(outcome)
+
+
+def _fail(notification_id: int, error: str) -> DeliveryResult:
+    db.session.execute(
+        update(Notification).where(Notification.id == notification_id)
+        .values(status=Status.FAILED, claimed_at=None, last_error=error[:2000])
+        .execution_options(synchronize_session=False))
+    _record_outcome()
+    log.error("notification %d failed: %s", notification_id, error)
+    return DeliveryResult(Outcome.FAILED, error=error)
+
+
+def retry_delay(attempts: int) -> float:
+    """Seconds before attempt ``attempts + 1``: doubling from the first delay, capped.
+
+    The cap stays below the dispatch lease, so the dispatcher does not publish
+    the row again while its retry waits, and far below the broker's
+    visibility timeout, so Redis never hands a waiting retry to a second worker.
+    """
+    config = current_app.config
+    cap = min(float(config["NOTIFY_RETRY_MAX_DELAY"]), DISPATCH_LEASE.total_seconds() / 2)
+    return min(float(config["NOTIFY_RETRY_DELAY"]) * 2 ** max(attempts - 1, 0), cap)
+
+
+def _retry_or_fail(notification: Notification, error: str) -> DeliveryResult:
+    if notification.attempts > int(current_app.config["NOTIFY_MAX_RETRIES"]):
+        return _fail(notification.id, f"gave up after {notification.attempts} attempts: {error}")
+    notification.status = Status.PENDING
+    notification.claimed_at = None
+    # Counts as published: the retry task is on its way.
+    notification.dispatched_at = clock.now()
+    notification.last_error = error[:2000]
+    _record_outcome()
+    log.warning("notification %d: attempt %d failed, retrying: %s",
+                notification.id, notification.attempts, error)
+    return DeliveryResult(Outcome.RETRY, retry_in=retry_delay(notification.attempts),
+                          error=error)

@@ -1,0 +1,180 @@
+"""One meeting: loading it, listing meetings, rescheduling and cancelling."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import joinedload, selectinload
+
+from mdt import clock
+from mdt.audit import services as audit
+from mdt.auth.models import User
+from mdt.auth.permissions import can_coordinate
+from mdt.cases.models import Case
+from mdt.db import flush_or_conflict, get_or_404
+from mdt.errors import ConflictError, InvalidError, NotFoundError
+from mdt.extensions import db
+from mdt.meetings.models import AgendaItem, Attendance, Meeting, MeetingStatus
+from mdt.notifications import services as notify
+
+
+def get_meeting(meeting_id: int) -> Meeting:
+    """Return a meeting or raise NotFoundError."""
+    return get_or_404(Meeting, meeting_id, "No such meeting.")
+
+
+def get_meeting_page(meeting_id: int) -> Meeting:
+    """Return a meeting with everything its page shows, in a fixed number of queries."""
+    meeting = db.session.scalar(
+        select(Meeting).where(Meeting.id == meeting_id).options(
+            joinedload(Meeting.series), joinedload(Meeting.chair),
+            selectinload(Meeting.items).options(
+                joinedload(AgendaItem.case).joinedload(Case.patient),
+                joinedload(AgendaItem.case).selectinload(Case.references),
+                joinedload(AgendaItem.presenter),
+                joinedload(AgendaItem.consensus),
+                selectinload(AgendaItem.proposals),
+            ),
+            selectinload(Meeting.attendances).joinedload(Attendance.user),
+        ))
+    if meeting is None:
+        raise NotFoundError("No such meeting.")
+    return meeting
+
+
+def is_chair(user: User, meeting: Meeting) -> bool:
+    """Return True if ``user`` chairs ``meeting``."""
+    return bool(user.is_authenticated and meeting.chair_id == user.id)
+
+
+def cutoff_at(meeting: Meeting) -> datetime:
+    """Return the moment after which only coordinators can add cases (late additions)."""
+    return meeting.starts_at - timedelta(hours=meeting.series.cutoff_hours)
+
+
+def has_started(meeting: Meeting) -> bool:
+    """Return True once the meeting's start time has passed."""
+    return clock.now() >= meeting.starts_at
+
+
+def upcoming_clause() -> Any:
+    """SQL condition on ``Meeting``: scheduled (not cancelled) and not started yet."""
+    return (Meeting.status == MeetingStatus.SCHEDULED) & (Meeting.starts_at > clock.now())
+
+
+@dataclass(frozen=True)
+class MeetingList:
+    upcoming: list[Meeting]
+    past: list[Meeting]
+    item_counts: dict[int, int] = field(default_factory=dict)
+
+
+def list_meetings(*, upcoming_limit: int = 20, past_limit: int = 10) -> MeetingList:
+    """Return current and upcoming, then recent past meetings with their agenda sizes.
+
+    Three queries whatever the number of meetings. A meeting still in progress
+    counts as upcoming (meetings last less than a day).
+    """
+    now = clock.now()
+    horizon = now - timedelta(days=1)
+    # The chairs' roles are not shown: skip their per-query selectin load.
+    opts = (joinedload(Meeting.series), joinedload(Meeting.chair).lazyload(User.role_rows))
+    recent = list(db.session.scalars(
+        select(Meeting).where(Meeting.starts_at >= horizon).options(*opts)
+        .order_by(Meeting.starts_at).limit(upcoming_limit + past_limit)))
+    earlier = list(db.session.scalars(
+        select(Meeting).where(Meeting.starts_at < horizon).options(*opts)
+        .order_by(Meeting.starts_at.desc()).limit(past_limit)))
+    upcoming = [m for m in recent if m.ends_at > now][:upcoming_limit]
+    past = ([m for m in reversed(recent) if m.ends_at <= now] + earlier)[:past_limit]
+    ids = [m.id for m in upcoming + past]
+    counts = dict(db.session.execute(
+        select(AgendaItem.meeting_id, func.count()).where(AgendaItem.meeting_id.in_(ids))
+        .group_by(AgendaItem.meeting_id)).all()) if ids else {}
+    return MeetingList(upcoming, past, counts)
+
+
+def upcoming_meetings_for(user: User, limit: int = 5) -> list[Meeting]:
+    """Return the not-cancelled meetings ``user`` is invited to that start after now."""
+    return list(db.session.scalars(
+        select(Meeting).join(Attendance, Attendance.meeting_id == Meeting.id)
+        .where(Attendance.user_id == user.id, upcoming_clause())
+        .options(joinedload(Meeting.series)).order_by(Meeting.starts_at).limit(limit)))
+
+
+def meetings_open_for_case(user: User, case: Case) -> list[Meeting]:
+    """Return upcoming meetings ``user`` may add ``case`` to now (not already on them)."""
+    on_agenda = select(AgendaItem.meeting_id).where(AgendaItem.case_id == case.id)
+    meetings = db.session.scalars(
+        select(Meeting).where(upcoming_clause(), Meeting.id.not_in(on_agenda))
+        .options(joinedload(Meeting.series)).order_by(Meeting.starts_at).limit(20))
+    if can_coordinate(user):
+        return list(meetings)
+    return [m for m in meetings if clock.now() < cutoff_at(m)]
+
+
+def require_scheduled(meeting: Meeting) -> None:
+    """Raise InvalidError if ``meeting`` is cancelled: nothing on it can change."""
+    if meeting.is_cancelled:
+        raise InvalidError("This meeting is cancelled; nothing on it can change.")
+
+
+def check_version(obj: Any, expected: int | None, what: str) -> None:
+    """Refuse an edit made from a form opened at another ``version`` of ``obj``."""
+    if expected is not None and int(expected) != obj.version:
+        raise ConflictError(f"Someone else changed this {what} since you opened it. "
+                            "Nothing was saved: reload the page to see their changes, "
+                            "then make yours again.")
+
+
+def check_active_user(user_id: int | None, field: str, message: str) -> None:
+    """Raise InvalidError on ``field`` unless ``user_id`` is None or an active user."""
+    if user_id is None:
+        return
+    person = db.session.get(User, user_id)
+    if person is None or not person.is_active:
+        raise InvalidError(message, fields={field: "Choose an active person."})
+
+
+def update_meeting(meeting: Meeting, *, actor: User | None, expected_version: int | None,
+                   starts_at: datetime, duration_minutes: int, location: str | None,
+                   video_url: str | None, chair_id: int | None) -> dict[str, list[Any]]:
+    """Reschedule, re-chair or move one meeting; refuse an edit based on a stale version."""
+    check_version(meeting, expected_version, "meeting")
+    require_scheduled(meeting)
+    if duration_minutes <= 0:
+        raise InvalidError("The duration must be positive.",
+                           fields={"duration_minutes": "At least one minute."})
+    check_active_user(chair_id, "chair_id", "The chair must be an active user.")
+    diff = audit.changes(meeting, dict(
+        starts_at=starts_at, duration_minutes=duration_minutes,
+        location=(location or "").strip() or None, video_url=(video_url or "").strip() or None,
+        chair_id=chair_id))
+    if not diff:
+        return diff
+    meeting.sequence += 1
+    flush_or_conflict()
+    audit.record("meeting.changed", f"Meeting {meeting.id} changed", actor=actor, obj=meeting,
+                 data=diff)
+    if "starts_at" in diff or "duration_minutes" in diff:
+        notify.on_meeting_rescheduled(meeting)
+    return diff
+
+
+def cancel_meeting(meeting: Meeting, *, actor: User | None, reason: str,
+                   expected_version: int | None = None) -> None:
+    """Cancel a meeting with a reason; its pending items can then be carried over."""
+    check_version(meeting, expected_version, "meeting")
+    require_scheduled(meeting)
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidError("Say why the meeting is cancelled.", fields={"reason": "Required."})
+    meeting.status = MeetingStatus.CANCELLED
+    meeting.cancel_reason = reason
+    meeting.sequence += 1
+    flush_or_conflict()
+    audit.record("meeting.cancelled", f"Meeting {meeting.id} cancelled", actor=actor,
+                 obj=meeting, data={"reason": reason})
+    notify.on_meeting_cancelled(meeting)
