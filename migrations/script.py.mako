@@ -1,4 +1,13 @@
-"""${message}
+<%!
+    import re
+
+    # Alembic wraps the commands it autogenerates in two banner comments
+    # ("please adjust!" / "end Alembic commands"); the revisions here go without.
+    _BANNER = re.compile(r"^ *# ### .* ###\n?", re.MULTILINE)
+
+    def commands(rendered):
+        return _BANNER.sub("", rendered or "").strip() or "pass"
+%>"""${message}
 
 Revision ID: ${up_revision}
 Revises: ${down_revision | comma,n}
@@ -19,8 +28,8 @@ depends_on = ${repr(depends_on)}
 
 
 def upgrade():
-    ${upgrades if upgrades else "pass"}
+    ${commands(upgrades)}
 
 
 def downgrade():
-    ${downgrades if downgrades else "pass"}
+    ${commands(downgrades)}
