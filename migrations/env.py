@@ -88,6 +88,10 @@ def run_migrations_online():
     conf_args = current_app.extensions['migrate'].configure_args
     if conf_args.get("process_revision_directives") is None:
         conf_args["process_revision_directives"] = process_revision_directives
+    # Compare column types and server defaults, as tests/test_migrations.py does,
+    # so that `flask db migrate` and `flask db check` see what that test reports.
+    conf_args["compare_type"] = True
+    conf_args["compare_server_default"] = True
 
     connectable = get_engine()
 
