@@ -12,7 +12,7 @@ help:
 	@echo "make test    run the whole suite on SQLite and on PostgreSQL"
 	@echo "make bench   run the benchmarks (see docs/performance.md)"
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
