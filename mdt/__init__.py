@@ -11,7 +11,7 @@ from pathlib import Path
 
 from flask import Flask
 
-from mdt.config import check_config, load_config
+from mdt.config import check_config, configure
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,9 +31,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         instance_relative_config=True,
         template_folder=_data_folder("templates"),
     )
-    app.config.from_mapping(load_config(app.instance_path))
-    if test_config:
-        app.config.update(test_config)
+    configure(app, test_config)
     check_config(app.config)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
 

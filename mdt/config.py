@@ -1,74 +1,162 @@
-"""Configuration, read from ``MDT_``-prefixed environment variables.
+"""Configuration: typed defaults, overridden by ``MDT_``-prefixed environment variables.
 
+``configure(app)`` loads ``DEFAULTS`` and then ``app.config.from_prefixed_env("MDT")``
+(``MDT_MAIL_PORT=2525`` sets ``MAIL_PORT``), and turns each value into the
+type of its default, so a setting is never a string where a number is meant.
 Every setting has a development default so that ``make run`` works on a bare
 machine (SQLite database and SQLite-backed Celery broker in ``instance/``).
 Production sets at least ``MDT_ENV=production``, ``MDT_SECRET_KEY``,
 ``MDT_DATABASE_URL`` (PostgreSQL) and ``MDT_BROKER_URL`` (Redis).
+The README's configuration table lists them all.
 """
 from __future__ import annotations
 
-import os
+import json
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Config, Flask
 
 DEFAULT_SECRET_KEY = "dev-insecure-secret-key-change-me"
+
+#: Settings whose default depends on the instance folder or the environment
+#: (``None`` here; filled in by ``_derived_defaults`` when not set).
+_DERIVED = ("DATABASE_URL", "BROKER_URL", "MAIL_BACKEND", "MAIL_SINK_DIR")
+
+#: Every setting an operator may change, with its default and thereby its type.
+DEFAULTS: dict[str, Any] = {
+    # "development", "test" or "production" (secure cookies, SMTP, a real secret).
+    "ENV": "development",
+    "SECRET_KEY": DEFAULT_SECRET_KEY,
+    "DATABASE_URL": None,
+    "BROKER_URL": None,
+    # Seconds a task may stay unacknowledged before Redis redelivers it.
+    # Every retry delay in worker/ stays well under this (see docs).
+    "BROKER_VISIBILITY_TIMEOUT": 3600,
+    # Celery queue the deliver and dispatch tasks go to (tests use their own).
+    "BROKER_QUEUE": "mdt",
+    # Delivery retries on SMTP/connection errors: first delay, doubled each
+    # time, capped; every delay stays far below the visibility timeout.
+    "NOTIFY_MAX_RETRIES": 5,
+    "NOTIFY_RETRY_DELAY": 10.0,
+    "NOTIFY_RETRY_MAX_DELAY": 300.0,
+    # Rows per deliver task: the worker shares the meeting, agenda and SMTP
+    # connection between them, but claims and sends each row on its own.
+    "NOTIFY_DELIVER_BATCH": 20,
+    "DEFAULT_TIME_ZONE": "Asia/Shanghai",
+    # The address people use: links in e-mails and calendars, calendar UIDs.
+    "BASE_URL": "http://127.0.0.1:5000",
+    "MAIL_BACKEND": None,
+    "MAIL_SINK_DIR": None,
+    "MAIL_SERVER": "localhost",
+    "MAIL_PORT": 25,
+    "MAIL_USE_TLS": False,
+    "MAIL_USERNAME": "",
+    "MAIL_PASSWORD": "",
+    "MAIL_SENDER": "MDT <mdt@localhost>",
+    "MAIL_TIMEOUT": 10.0,
+    # Patient detail in e-mails: "initials" (initials and the last 3
+    # characters of the hospital number) or "none" (case number only).
+    "EMAIL_PATIENT_DETAIL": "initials",
+}
 
 
 class ConfigError(RuntimeError):
     """The configuration cannot be used to start the application."""
 
 
-def _bool(value: str | None, default: bool = False) -> bool:
-    if value is None:
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+def configure(app: Flask, overrides: Mapping[str, Any] | None = None) -> None:
+    """Fill ``app.config``: defaults, then ``MDT_*`` variables, then ``overrides`` (tests)."""
+    config = app.config
+    config.from_mapping(DEFAULTS)
+    config.from_prefixed_env("MDT", loads=_loads)
+    _coerce(config)
+    _derived_defaults(config, Path(app.instance_path))
+    config.update(_fixed_settings(config))
+    overrides = dict(overrides or {})
+    config.update(overrides)
+    config["BASE_URL"] = str(config["BASE_URL"]).rstrip("/")
+    for name, value in url_settings(config["BASE_URL"]).items():
+        if name not in overrides:
+            config[name] = value
 
 
-def load_config(instance_path: str, environ: dict[str, str] | None = None) -> dict:
-    """Build the Flask configuration from the environment."""
-    env = os.environ if environ is None else environ
-    instance = Path(instance_path)
-    get = lambda name, default=None: env.get(f"MDT_{name}", default)  # noqa: E731
-    mdt_env = get("ENV", "development")
-    database_url = get("DATABASE_URL", f"sqlite:///{instance / 'mdt.sqlite'}")
+def _loads(value: str) -> Any:
+    """Parse a variable as JSON when it is JSON (numbers, true/false), else keep the text."""
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def _coerce(config: Config) -> None:
+    """Turn every setting into the type of its default; refuse what cannot be."""
+    for name, default in DEFAULTS.items():
+        value = config.get(name)
+        if value is None or default is None:
+            continue
+        try:
+            config[name] = _as(type(default), value)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"MDT_{name} must be {type(default).__name__}, "
+                              f"not {value!r}.") from exc
+
+
+def _as(kind: type, value: Any) -> Any:
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text not in {"1", "true", "yes", "on", "0", "false", "no", "off", ""}:
+            raise ValueError(value)
+        return text in {"1", "true", "yes", "on"}
+    if kind is str:
+        return str(value)
+    return kind(value)
+
+
+def _derived_defaults(config: Config, instance: Path) -> None:
+    production = config["ENV"] == "production"
+    fallback = {
+        "DATABASE_URL": f"sqlite:///{instance / 'mdt.sqlite'}",
+        "BROKER_URL": f"sqla+sqlite:///{instance / 'broker.sqlite'}",
+        "MAIL_BACKEND": "smtp" if production else "file",
+        "MAIL_SINK_DIR": str(instance / "mail"),
+    }
+    for name in _DERIVED:
+        if not config.get(name):
+            config[name] = fallback[name]
+
+
+def _fixed_settings(config: Config) -> dict[str, Any]:
+    """Flask and extension settings that follow from the ones above."""
+    production = config["ENV"] == "production"
     return {
-        "MDT_ENV": mdt_env,
-        "SECRET_KEY": get("SECRET_KEY", DEFAULT_SECRET_KEY),
-        "SQLALCHEMY_DATABASE_URI": _normalise_db_url(database_url),
+        "MDT_ENV": config["ENV"],
+        "SQLALCHEMY_DATABASE_URI": _normalise_db_url(config["DATABASE_URL"]),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
-        "BROKER_URL": get("BROKER_URL", f"sqla+sqlite:///{instance / 'broker.sqlite'}"),
-        # Seconds a task may stay unacknowledged before Redis redelivers it.
-        # Every retry delay in worker/ stays well under this (see docs).
-        "BROKER_VISIBILITY_TIMEOUT": int(get("BROKER_VISIBILITY_TIMEOUT", "3600")),
-        # Celery queue the deliver and dispatch tasks go to (tests use their own).
-        "BROKER_QUEUE": get("BROKER_QUEUE", "mdt"),
-        # Delivery retries on SMTP/connection errors: first delay, doubled each
-        # time, capped; every delay stays far below the visibility timeout.
-        "NOTIFY_MAX_RETRIES": int(get("NOTIFY_MAX_RETRIES", "5")),
-        "NOTIFY_RETRY_DELAY": float(get("NOTIFY_RETRY_DELAY", "10")),
-        "NOTIFY_RETRY_MAX_DELAY": float(get("NOTIFY_RETRY_MAX_DELAY", "300")),
-        # Rows per deliver task: the worker shares the meeting, agenda and SMTP
-        # connection between them, but claims and sends each row on its own.
-        "NOTIFY_DELIVER_BATCH": int(get("NOTIFY_DELIVER_BATCH", "20")),
-        "DEFAULT_TIME_ZONE": get("DEFAULT_TIME_ZONE", "Asia/Shanghai"),
-        "BASE_URL": get("BASE_URL", "http://127.0.0.1:5000").rstrip("/"),
-        "MAIL_BACKEND": get("MAIL_BACKEND", "file" if mdt_env != "production" else "smtp"),
-        "MAIL_SINK_DIR": get("MAIL_SINK_DIR", str(instance / "mail")),
-        "MAIL_SERVER": get("MAIL_SERVER", "localhost"),
-        "MAIL_PORT": int(get("MAIL_PORT", "25")),
-        "MAIL_USE_TLS": _bool(get("MAIL_USE_TLS"), False),
-        "MAIL_USERNAME": get("MAIL_USERNAME"),
-        "MAIL_PASSWORD": get("MAIL_PASSWORD"),
-        "MAIL_SENDER": get("MAIL_SENDER", "MDT <mdt@localhost>"),
-        "MAIL_TIMEOUT": float(get("MAIL_TIMEOUT", "10")),
-        # Patient detail in e-mails: "initials" (initials and the last 3
-        # characters of the hospital number) or "none" (case number only).
-        "EMAIL_PATIENT_DETAIL": get("EMAIL_PATIENT_DETAIL", "initials"),
+        "MAIL_USERNAME": config["MAIL_USERNAME"] or None,
+        "MAIL_PASSWORD": config["MAIL_PASSWORD"] or None,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
-        "SESSION_COOKIE_SECURE": mdt_env == "production",
-        "REMEMBER_COOKIE_SECURE": mdt_env == "production",
+        "SESSION_COOKIE_SECURE": production,
+        "REMEMBER_COOKIE_SECURE": production,
         "WTF_CSRF_TIME_LIMIT": None,
     }
+
+
+def url_settings(base_url: str) -> dict[str, str]:
+    """``SERVER_NAME``, ``PREFERRED_URL_SCHEME`` and ``APPLICATION_ROOT`` from the base URL.
+
+    With them, ``url_for(..., _external=True)`` builds the address people use
+    even where there is no request (the worker's e-mails and calendars).
+    Flask 3.1 does not refuse requests for other host names because of them.
+    """
+    parts = urlsplit(base_url.rstrip("/"))
+    return {"SERVER_NAME": parts.netloc, "PREFERRED_URL_SCHEME": parts.scheme or "http",
+            "APPLICATION_ROOT": parts.path or "/"}
 
 
 def _normalise_db_url(url: str) -> str:
@@ -79,7 +167,7 @@ def _normalise_db_url(url: str) -> str:
     return url
 
 
-def check_config(config: dict) -> None:
+def check_config(config: Config) -> None:
     """Refuse to run outside development or testing with unsafe settings."""
     if config.get("TESTING") or config["MDT_ENV"] in {"development", "test"}:
         return

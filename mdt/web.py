@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Flask, current_app, flash
+from flask import Flask, current_app, flash, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 
@@ -26,6 +27,20 @@ def format_datetime(moment: datetime | None, zone: str | None = None,
     if local is None:
         return "—"
     return f"{local.strftime(fmt)} {local.tzname()}"
+
+
+def external_url(endpoint: str, **values: Any) -> str:
+    """Return the address people use for ``endpoint`` (``MDT_BASE_URL``), for e-mails and calendars.
+
+    ``url_for(..., _external=True)`` with the URL adapter Flask binds to
+    ``SERVER_NAME``/``PREFERRED_URL_SCHEME``/``APPLICATION_ROOT`` (set from the
+    base URL in ``mdt.config``), also inside a request: a link sent to someone
+    must not depend on the host name the sender's browser happened to use.
+    """
+    adapter = current_app.create_url_adapter(None)
+    if adapter is None:  # no SERVER_NAME: only possible if a test removed it
+        return url_for(endpoint, _external=True, **values)
+    return adapter.build(endpoint, values, force_external=True)
 
 
 def format_date(value: date | datetime | None, fmt: str = "%d %b %Y") -> str:

@@ -74,7 +74,6 @@ def app(database_url, tmp_path_factory) -> Iterator[Flask]:
         "MAIL_SINK_DIR": str(instance / "mail"),
         "BROKER_URL": f"sqla+sqlite:///{instance / 'broker.sqlite'}",
         "BASE_URL": "http://mdt.test",
-        "SERVER_NAME": None,
     })
     app.test_client_class = IsolatedClient
     with app.app_context():

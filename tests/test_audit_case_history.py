@@ -63,3 +63,18 @@ def test_case_page_links_to_history_only_for_coordinators_and_admins(client, mak
     assert link in client.get(f"/cases/{case.id}").get_data(as_text=True)
     login_as(case.referring_clinician)
     assert link not in client.get(f"/cases/{case.id}").get_data(as_text=True)
+
+
+def test_history_is_paginated_newest_first(client, make, login_as, monkeypatch):
+    from mdt.audit import services as audit
+
+    monkeypatch.setattr(audit, "HISTORY_PER_PAGE", 2)
+    case = make.case()
+    for n in range(3):
+        audit.record("case.updated", f"Change {n}", actor=None, case_id=case.id)
+    db.session.commit()
+    login_as(make.coordinator())
+    first = client.get(f"/cases/{case.id}/history").get_data(as_text=True)
+    assert "Change 2" in first and "Change 0" not in first and "Page 1 of 2" in first
+    second = client.get(f"/cases/{case.id}/history?page=2").get_data(as_text=True)
+    assert "Change 0" in second and "Change 2" not in second

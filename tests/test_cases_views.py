@@ -293,3 +293,18 @@ def test_lookup_without_a_number_or_of_an_unknown_number(client, make, login_as)
                                                    "lookup": "Look up"}))
     assert "No patient has this hospital number yet" in unknown and 'value="New"' in unknown
     assert db.session.scalar(select(func.count(Patient.id))) == 0
+
+
+def test_case_list_is_paginated_and_keeps_its_filter(client, make, login_as, monkeypatch):
+    from mdt.cases.services import reading
+
+    monkeypatch.setattr(reading, "CASES_PER_PAGE", 2)
+    cases = [make.case() for _ in range(5)]
+    login_as(make.coordinator())
+    first = page(client.get("/cases"))
+    assert "Page 1 of 3 (5 in all)" in first
+    assert f">Case {cases[-1].id}<" in first and f">Case {cases[0].id}<" not in first
+    last = page(client.get("/cases?closed=1&page=3"))
+    assert f">Case {cases[0].id}<" in last and "Page 3 of 3" in last
+    assert 'href="/cases?closed=1&amp;page=2"' in last
+    assert "No cases to show." in page(client.get("/cases?page=9"))

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask_sqlalchemy.pagination import Pagination
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from mdt.audit.models import AuditEntry
 from mdt.auth.models import User
@@ -42,12 +44,18 @@ def changes(obj: Any, values: dict[str, Any]) -> dict[str, list[Any]]:
     return diff
 
 
-def history_for_case(case_id: int) -> list[AuditEntry]:
-    """Return every audit entry that concerns a case, newest first."""
-    return list(db.session.scalars(
-        select(AuditEntry).where(AuditEntry.case_id == case_id)
-        .order_by(AuditEntry.created_at.desc(), AuditEntry.id.desc())
-    ))
+#: Audit entries per page of a case's history.
+HISTORY_PER_PAGE = 100
+
+
+def history_for_case(case_id: int, *, page: int = 1,
+                     per_page: int | None = None) -> Pagination:
+    """Return one page of the audit entries that concern a case, newest first."""
+    query = (select(AuditEntry).where(AuditEntry.case_id == case_id)
+             .options(joinedload(AuditEntry.actor))
+             .order_by(AuditEntry.created_at.desc(), AuditEntry.id.desc()))
+    return db.paginate(query, page=page, per_page=per_page or HISTORY_PER_PAGE,
+                       error_out=False)
 
 
 def _jsonable(value: Any) -> Any:

@@ -37,7 +37,8 @@ def index():
     include_closed = request.args.get("closed") == "1"
     searched = form.validate_on_submit()
     cases = services.list_cases(current_user, include_closed=include_closed or searched,
-                                hospital_number=form.hospital_number.data if searched else None)
+                                hospital_number=form.hospital_number.data if searched else None,
+                                page=1 if searched else request.args.get("page", 1, type=int))
     return render_template("cases/index.html", cases=cases, form=form, searched=searched,
                            include_closed=include_closed, readiness=services.readiness)
 

@@ -17,8 +17,8 @@ from mdt import clock
 from mdt.auth.models import User
 from mdt.delivery.mail import PermanentMailError, TransientMailError, get_backend
 from mdt.extensions import db
-from mdt.notifications.models import Notification, NotificationStatus
 from mdt.notifications import render
+from mdt.notifications.models import Notification, NotificationStatus
 
 log = logging.getLogger(__name__)
 

@@ -18,6 +18,7 @@ from flask import current_app
 from icalendar import Calendar, Event, vCalAddress, vText
 
 from mdt import clock
+from mdt.web import external_url
 
 if TYPE_CHECKING:
     from mdt.auth.models import User
@@ -36,7 +37,7 @@ def meeting_uid(meeting: Meeting) -> str:
 
 def meeting_url(meeting: Meeting) -> str:
     """Return the sign-in-protected address of the meeting page."""
-    return f"{current_app.config['BASE_URL']}/meetings/{meeting.id}"
+    return external_url("meetings.detail", meeting_id=meeting.id)
 
 
 def invitation(meeting: Meeting, attendee: User, method: str = REQUEST) -> bytes:

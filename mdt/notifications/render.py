@@ -31,7 +31,7 @@ from email.utils import formataddr, parseaddr
 from typing import Any
 
 import sqlalchemy as sa
-from flask import current_app
+from flask import current_app, url_for
 from sqlalchemy.orm import joinedload, selectinload
 
 from mdt import clock, timezones
@@ -54,6 +54,7 @@ from mdt.meetings.models import (
 )
 from mdt.notifications import ics
 from mdt.notifications.models import Notification, NotificationKind
+from mdt.web import external_url
 
 APP_NAME = "mdt"
 #: Characters of the hospital number shown in e-mails (the end of it).
@@ -121,9 +122,9 @@ def patient_reference(case: Case) -> str:
     return f"{label} · {initials} …{tail}"
 
 
-def link(path: str) -> str:
-    """Return the absolute address of ``path`` on this installation (sign-in needed)."""
-    return f"{current_app.config['BASE_URL']}{path}"
+def link(endpoint: str, **values: Any) -> str:
+    """Return the absolute address of a page of this installation (sign-in needed)."""
+    return external_url(endpoint, **values)
 
 
 def describe_offset(minutes: int) -> str:
@@ -207,9 +208,9 @@ def _base_context(notification: Notification, meeting: Meeting | None = None) ->
         "when": lambda moment: format_when(moment, zone),
         "patient_ref": patient_reference,
         "meeting": meeting,
-        "meeting_link": link(f"/meetings/{meeting.id}") if meeting else None,
-        "preferences_link": link("/notifications/preferences"),
-        "notifications_link": link("/notifications"),
+        "meeting_link": link("meetings.detail", meeting_id=meeting.id) if meeting else None,
+        "preferences_link": link("notifications.preferences"),
+        "notifications_link": link("notifications.index"),
     }
 
 
@@ -271,7 +272,7 @@ def _agenda_closing(notification: Notification) -> Draft | None:
         return None  # a referrer with nothing to put forward needs no nudge
     ctx = _base_context(notification, meeting)
     ctx.update(cutoff=cutoff, waiting=waiting, agenda=_agenda(meeting),
-               case_link=lambda case: link(f"/cases/{case.id}"))
+               case_link=lambda case: link("cases.detail", case_id=case.id))
     subject = (f"Agenda closing {ctx['when'](cutoff)}: {meeting.series.name}, "
                f"{ctx['when'](meeting.starts_at)}")
     return Draft(subject, ctx)
@@ -324,7 +325,7 @@ def _consensus_context(notification: Notification,
     ctx.update(when=lambda moment: format_when(moment, zone), consensus=consensus, item=item,
                case=item.case, case_meeting=item.meeting,
                role=notification.payload.get("role"),
-               report_link=link(f"/cases/{item.case_id}/report"))
+               report_link=link("decisions.report", case_id=item.case_id))
     return ctx
 
 
@@ -367,7 +368,7 @@ def _case_deferred(notification: Notification) -> Draft | None:
     ctx = _base_context(notification, item.meeting)
     ctx.update(item=item, case=item.case, new_item=new_item,
                new_meeting=new_item.meeting if new_item else None,
-               case_link=link(f"/cases/{item.case_id}"))
+               case_link=link("cases.detail", case_id=item.case_id))
     if new_item is not None:
         subject = (f"Case carried over: Case {item.case_id} to "
                    f"{ctx['when'](new_item.meeting.starts_at)}")
@@ -489,6 +490,7 @@ def headline(notification: Notification, zone: str) -> tuple[str, str, str | Non
     """Return (label, one-line text, path) for the notification centre, without queries.
 
     Uses only the row and its eager-loaded meeting; patient data: none (case number).
+    The path is relative: it is called in a request, for the signed-in person.
     """
     kind, payload, meeting = notification.kind, notification.payload, notification.meeting
     label = KIND_LABELS[kind]
@@ -500,10 +502,13 @@ def headline(notification: Notification, zone: str) -> tuple[str, str, str | Non
         label = "Action overdue"
     if kind in (NotificationKind.CONSENSUS_SIGNED, NotificationKind.AMENDMENT,
                 NotificationKind.ACTION_DUE):
-        return label, f"Case {notification.case_id}", f"/cases/{notification.case_id}/report"
+        return (label, f"Case {notification.case_id}",
+                url_for("decisions.report", case_id=notification.case_id))
     if kind == NotificationKind.CASE_DEFERRED:
-        return label, f"Case {notification.case_id}", f"/cases/{notification.case_id}"
+        return (label, f"Case {notification.case_id}",
+                url_for("cases.detail", case_id=notification.case_id))
     if meeting is not None:
         when = format_when(meeting.starts_at, zone)
-        return label, f"{meeting.series.name}, {when}", f"/meetings/{meeting.id}"
+        return (label, f"{meeting.series.name}, {when}",
+                url_for("meetings.detail", meeting_id=meeting.id))
     return label, "", None

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from flask_sqlalchemy.pagination import Pagination
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload, selectinload
 
@@ -87,9 +88,17 @@ def case_page(user: User, case_id: int) -> CasePage:
     return CasePage(case=case, items=items, readiness=readiness(case))
 
 
-def list_cases(user: User, *, include_closed: bool = False,
-               hospital_number: str | None = None) -> list[Case]:
-    """Cases the user may see, newest first: all for MDT members, their patients' for clinicians."""
+#: Cases per page of the case list.
+CASES_PER_PAGE = 50
+
+
+def list_cases(user: User, *, include_closed: bool = False, hospital_number: str | None = None,
+               page: int = 1, per_page: int | None = None) -> Pagination:
+    """One page of the cases the user may see, newest first.
+
+    All cases for MDT members, their patients' for clinicians; open ones only
+    unless ``include_closed``; a hospital number narrows to that patient.
+    """
     query = select(Case).options(*_case_options()).order_by(Case.created_at.desc(), Case.id.desc())
     if not can_read_all_cases(user):
         query = query.where(concerns_user_clause(user))
@@ -98,4 +107,4 @@ def list_cases(user: User, *, include_closed: bool = False,
     if hospital_number is not None:
         query = query.where(Case.patient_id.in_(select(Patient.id).where(
             Patient.hospital_number == normalise_hospital_number(hospital_number))))
-    return list(db.session.scalars(query))
+    return db.paginate(query, page=page, per_page=per_page or CASES_PER_PAGE, error_out=False)

@@ -1,0 +1,63 @@
+"""Configuration: typed defaults, MDT_* variables, and links built from the base URL."""
+from __future__ import annotations
+
+import pytest
+from flask import Flask
+
+from mdt import create_app
+from mdt.config import ConfigError, configure
+from mdt.web import external_url
+
+
+def configured(monkeypatch, tmp_path, **environ: str) -> Flask:
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    app = Flask("config-test", instance_path=str(tmp_path))
+    configure(app)
+    return app
+
+
+def test_defaults_work_on_a_bare_machine(monkeypatch, tmp_path):
+    app = configured(monkeypatch, tmp_path)
+    assert app.config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{tmp_path / 'mdt.sqlite'}"
+    assert app.config["BROKER_URL"] == f"sqla+sqlite:///{tmp_path / 'broker.sqlite'}"
+    assert app.config["MAIL_BACKEND"] == "file"
+    assert app.config["MAIL_PORT"] == 25 and app.config["MAIL_USE_TLS"] is False
+    assert app.config["SERVER_NAME"] == "127.0.0.1:5000"
+
+
+def test_variables_take_the_type_of_their_default(monkeypatch, tmp_path):
+    app = configured(monkeypatch, tmp_path, MDT_MAIL_PORT="2525", MDT_MAIL_USE_TLS="yes",
+                     MDT_NOTIFY_RETRY_DELAY="3", MDT_MAIL_PASSWORD="123456",
+                     MDT_DATABASE_URL="postgresql://mdt@db/mdt", MDT_ENV="production")
+    config = app.config
+    assert config["MAIL_PORT"] == 2525 and config["MAIL_USE_TLS"] is True
+    assert config["NOTIFY_RETRY_DELAY"] == 3.0 and isinstance(config["NOTIFY_RETRY_DELAY"], float)
+    assert config["MAIL_PASSWORD"] == "123456"  # JSON would have made it a number
+    assert config["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://mdt@db/mdt"
+    assert config["MAIL_BACKEND"] == "smtp" and config["SESSION_COOKIE_SECURE"] is True
+
+
+@pytest.mark.parametrize("name, value", [("MDT_MAIL_PORT", "twenty-five"),
+                                          ("MDT_MAIL_USE_TLS", "perhaps")])
+def test_a_value_of_the_wrong_type_is_refused_with_its_name(monkeypatch, tmp_path, name, value):
+    with pytest.raises(ConfigError, match=name):
+        configured(monkeypatch, tmp_path, **{name: value})
+
+
+def test_production_refuses_the_development_secret(monkeypatch, tmp_path):
+    monkeypatch.setenv("MDT_ENV", "production")
+    monkeypatch.setenv("MDT_INSTANCE_PATH", str(tmp_path))
+    with pytest.raises(ConfigError, match="MDT_SECRET_KEY"):
+        create_app()
+
+
+def test_links_follow_the_base_url_even_inside_a_request(monkeypatch, tmp_path):
+    monkeypatch.setenv("MDT_INSTANCE_PATH", str(tmp_path))
+    app = create_app({"TESTING": True, "BASE_URL": "https://mdt.hospital.example/mdt/",
+                      "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'x.sqlite'}"})
+    expected = "https://mdt.hospital.example/mdt/meetings/7"
+    with app.app_context():
+        assert external_url("meetings.detail", meeting_id=7) == expected
+    with app.test_request_context("/", base_url="http://10.0.0.5:5000"):
+        assert external_url("meetings.detail", meeting_id=7) == expected
