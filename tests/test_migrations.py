@@ -90,7 +90,7 @@ def _name(item) -> str:
     if isinstance(item, sa.Table):
         return item.name
     table = getattr(item, "table", None)
-    if isinstance(item, sa.ForeignKeyConstraint):
+    if table is not None and isinstance(item, sa.ForeignKeyConstraint):
         targets = ", ".join(element.target_fullname for element in item.elements)
         return (f"{item.name} on {table.name} ({', '.join(item.column_keys)}) -> {targets}"
                 f" ON DELETE {item.ondelete or 'NO ACTION'}")
