@@ -72,7 +72,7 @@ def rendered(monkeypatch):
                 return None
             msg = EmailMessage()
             msg["Subject"] = f"Consensus signed #{notification.id}"
-            msg["From"] = current_app.config["MAIL_SENDER"]  # as render._compose does
+            msg["From"] = current_app.config["MAIL_SENDER"]  # as render.compose.compose does
             msg["To"] = notification.recipient.email
             msg.set_content("The consensus is signed.")
             return msg
