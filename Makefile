@@ -5,11 +5,12 @@ BIN    := $(VENV)/bin
 FLASK  := $(BIN)/flask --app mdt
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-sqlite test-postgresql bench install migrate clean help
+.PHONY: run test test-sqlite test-postgresql lint bench install migrate clean help
 
 help:
 	@echo "make run     start web, worker and beat with demo data (SQLite, no servers needed)"
 	@echo "make test    run the whole suite on SQLite and on PostgreSQL"
+	@echo "make lint    ruff (lint and import order) and mypy"
 	@echo "make bench   run the benchmarks (see docs/performance.md)"
 
 $(STAMP): pyproject.toml setup.py
@@ -37,6 +38,10 @@ test-sqlite: $(STAMP)
 
 test-postgresql: $(STAMP)
 	MDT_TEST_DB=postgresql $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check mdt worker tests bench migrations
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -4,9 +4,10 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
+from sqlalchemy.engine import CursorResult, Result
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, registry
 from sqlalchemy.orm.exc import StaleDataError
@@ -119,3 +120,8 @@ def get_or_404(model: type[T], ident: Any, message: str, *,
     if row is None:
         raise NotFoundError(message)
     return row
+
+
+def rowcount(result: Result[Any]) -> int:
+    """Return how many rows an UPDATE or DELETE matched (its result is a cursor result)."""
+    return cast("CursorResult[Any]", result).rowcount

@@ -80,7 +80,7 @@ def register_error_handlers(app: Flask) -> None:
     def domain_error(exc: DomainError):
         db.session.rollback()
         if _wants_json():
-            body = {"code": exc.code, "message": exc.message}
+            body: dict[str, object] = {"code": exc.code, "message": exc.message}
             if exc.fields:
                 body["fields"] = exc.fields
             return jsonify(error=body), exc.status_code

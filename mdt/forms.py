@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
+from typing import Any
 
 from wtforms import SelectChoice, SelectMultipleField
 from wtforms.widgets import CheckboxInput, ListWidget
 
 
-def choices(pairs: Iterable[tuple[str, str]], blank: str | None = None) -> list[SelectChoice]:
+def choices(pairs: Iterable[tuple[Any, str]], blank: str | None = None) -> list[SelectChoice]:
     """Build WTForms choices from ``(value, label)`` pairs, optionally with a blank first."""
     out = [SelectChoice("", blank)] if blank is not None else []
     return out + [SelectChoice(value, label) for value, label in pairs]

@@ -28,7 +28,7 @@ def _known_names() -> frozenset[str]:
 
 def is_valid_zone(name: str | None) -> bool:
     """Return True if ``name`` is an IANA zone name this machine knows."""
-    return bool(name) and name.strip() in _known_names()
+    return name is not None and name.strip() in _known_names()
 
 
 def zone(name: str) -> ZoneInfo:

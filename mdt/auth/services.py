@@ -56,7 +56,8 @@ def create_user(*, actor: User | None, email: str, name: str, discipline: Discip
         raise InvalidError("A user with this e-mail already exists.",
                            fields={"email": "Already in use."})
     if password_hash is None or not password_hash.startswith("$argon2id$"):
-        _check_password(password or "")
+        password = password or ""
+        _check_password(password)
         password_hash = hash_password(password)
     user = User(email=email, name=name.strip(), discipline=Discipline(discipline),
                 password_hash=password_hash, time_zone=time_zone)

@@ -15,6 +15,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from mdt import clock
+from mdt.db import rowcount
 from mdt.delivery import broker
 from mdt.delivery.models import DispatcherRun, Lease
 from mdt.delivery.services import CLAIM_LEASE, DISPATCH_LEASE, Status
@@ -44,12 +45,12 @@ def acquire_lease(name: str, holder: str, duration: timedelta) -> bool:
                        .on_conflict_do_nothing(index_elements=["name"]))
     # Atomic on both databases: PostgreSQL re-checks the WHERE after waiting
     # for a concurrent updater's row lock; SQLite has one writer at a time.
-    won = db.session.execute(
+    won = rowcount(db.session.execute(
         update(Lease).where(Lease.name == name,
                             or_(Lease.expires_at <= now, Lease.holder == holder))
         .values(holder=holder, expires_at=now + duration)
         .execution_options(synchronize_session=False)
-    ).rowcount == 1
+    )) == 1
     db.session.commit()
     return won
 
@@ -102,12 +103,12 @@ def dispatch(publish: Publisher | None = None, *, holder: str | None = None) -> 
 def release_stale_claims() -> int:
     """Put ``sending`` rows whose worker died (claim older than the lease) back to pending."""
     cutoff = clock.now() - CLAIM_LEASE
-    released = db.session.execute(
+    released = rowcount(db.session.execute(
         update(Notification)
         .where(Notification.status == Status.SENDING, Notification.claimed_at < cutoff)
         .values(status=Status.PENDING, claimed_at=None, dispatched_at=None)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    ))
     db.session.commit()
     if released:
         log.warning("released %d notifications claimed by a worker that did not finish",

@@ -102,7 +102,8 @@ class SMTPBackend:
         try:
             # smtplib writes a message's end in several small packets; without
             # this, Nagle's algorithm and delayed ACKs add ~40 ms per message.
-            connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if connection.sock is not None:
+                connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self.use_tls:
                 connection.starttls(context=ssl.create_default_context())
             if self.username:

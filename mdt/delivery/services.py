@@ -8,6 +8,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import timedelta
 from email.message import Message
+from typing import Any
 
 from flask import current_app
 from sqlalchemy import select, update
@@ -15,6 +16,7 @@ from sqlalchemy.orm import joinedload
 
 from mdt import clock
 from mdt.auth.models import User
+from mdt.db import rowcount
 from mdt.delivery.mail import PermanentMailError, TransientMailError, get_backend
 from mdt.extensions import db
 from mdt.notifications import render
@@ -57,14 +59,14 @@ class DeliveryResult:
 def claim(notification_id: int) -> bool:
     """Claim a due pending row for this worker; return whether we won it (commits)."""
     now = clock.now()
-    won = db.session.execute(
+    won = rowcount(db.session.execute(
         update(Notification)
         .where(Notification.id == notification_id, Notification.status == Status.PENDING,
                # A row moved later (meeting rescheduled) after it was published waits.
                Notification.due_at <= now)
         .values(status=Status.SENDING, claimed_at=now, attempts=Notification.attempts + 1)
         .execution_options(synchronize_session=False)
-    ).rowcount == 1
+    )) == 1
     db.session.commit()
     return won
 
@@ -143,7 +145,7 @@ def _record_outcome() -> None:
 
 def _finish(notification: Notification, status: Status, outcome: Outcome,
             note: str | None = None) -> DeliveryResult:
-    values = {"status": status, "claimed_at": None, "last_error": note}
+    values: dict[str, Any] = {"status": status, "claimed_at": None, "last_error": note}
     if status == Status.SENT:
         values["sent_at"] = clock.now()
     # One UPDATE, without the unit of work's bookkeeping.

@@ -445,15 +445,16 @@ def invite(meeting_id: int):
     meeting = services.get_meeting(meeting_id)
     try:
         if request.form.get("core_team"):
-            added = services.invite_core_team(meeting, actor=current_user)
-            message = (f"{len(added)} member(s) of the core team invited." if added
+            invited = services.invite_core_team(meeting, actor=current_user)
+            message = (f"{len(invited)} member(s) of the core team invited." if invited
                        else "The core team was already invited.")
         else:
             user_id = _int_or_none(request.form.get("user_id"))
             if user_id is None:
                 raise InvalidError("Choose a person to invite.")
-            added = services.invite(meeting, users.get_user(user_id), actor=current_user)
-            message = "Invitation sent." if added else "That person was already invited."
+            attendance = services.invite(meeting, users.get_user(user_id), actor=current_user)
+            message = ("Invitation sent." if attendance is not None
+                       else "That person was already invited.")
         db.session.commit()
         flash(message, "success")
     except DomainError as exc:

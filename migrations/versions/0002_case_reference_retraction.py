@@ -5,11 +5,10 @@ Revises: 0001
 Create Date: 2026-11-27 17:05:24.765629
 
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 import mdt.db
-
 
 # revision identifiers, used by Alembic.
 revision = '0002_case_ref_retraction'

@@ -5,11 +5,10 @@ Revises: 0002_case_ref_retraction
 Create Date: 2026-11-27 17:06:46.204923
 
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 import mdt.db
-
 
 # revision identifiers, used by Alembic.
 revision = '0003_notification_dispatcher'

@@ -5,11 +5,10 @@ Revises: 0003_notification_dispatcher
 Create Date: 2026-11-27 17:08:30.191139
 
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 import mdt.db
-
 
 # revision identifiers, used by Alembic.
 revision = '0004_notification_prefs'

@@ -80,7 +80,7 @@ def _new_patient(given: PatientInput) -> Patient:
         errors["sex"] = "Choose the patient's sex (or Unknown)."
     if errors:
         raise InvalidError("Some details of the new patient are missing or wrong.", fields=errors)
-    patient = Patient(hospital_number=number, name=" ".join(given.name.split()),
+    patient = Patient(hospital_number=number, name=" ".join((given.name or "").split()),
                       date_of_birth=given.date_of_birth, sex=given.sex)
     db.session.add(patient)
     return patient

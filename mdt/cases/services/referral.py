@@ -136,7 +136,7 @@ def update_case(case: Case, *, expected_version: int, values: dict[str, Any], ac
     if diff:
         summary = f"Case {case.id} updated ({', '.join(diff)})"
         if "referring_clinician_id" in diff:
-            summary += f"; referrer now {referrer.name}"
+            summary += f"; referrer now {referrer.name if referrer else '?'}"
         audit.record("case.updated", summary, obj=case,
                      case_id=case.id, actor=actor, data=diff)
         flush_or_conflict("Someone else changed this case at the same moment. Nothing was "

@@ -186,7 +186,8 @@ def _adopted_error(item: AgendaItem, outcome: Outcome, adopted_ids: list[int]) -
         key = group_key(open_proposals[pid].alternative_group)
         if key:
             chosen[key].append(open_proposals[pid])
-    clashes = sorted(group[0].alternative_group for group in chosen.values() if len(group) > 1)
+    clashes = sorted(str(group[0].alternative_group) for group in chosen.values()
+                     if len(group) > 1)
     if clashes:
         return ("Choose one of the alternatives in " + ", ".join(f"\u201c{c}\u201d"
                                                                   for c in clashes) + ".")
@@ -200,7 +201,7 @@ def _actions_error(actions: list[ActionInput]) -> str | None:
             if action.owner_id or action.due_on:
                 return f"Action {n}: say what is to be done."
             continue
-        if len(action.description) > 500:
+        if len(action.description or "") > 500:
             return f"Action {n}: keep it under 500 characters."
         if action.owner_id is not None and action.owner_id not in owners:
             return f"Action {n}: choose an active person as owner."

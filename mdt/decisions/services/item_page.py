@@ -65,7 +65,7 @@ class ItemPage:
 
 def tally(opinions: list[Opinion]) -> tuple[Tally, list[tuple[Discipline, Tally]]]:
     """Count stances overall and per discipline (disciplines in their listed order)."""
-    total, per = Tally(), defaultdict(Tally)
+    total, per = Tally(), defaultdict[Discipline, Tally](Tally)
     for opinion in opinions:
         total.add(opinion.stance)
         per[opinion.discipline].add(opinion.stance)

@@ -1,8 +1,9 @@
 """Opinions: one per specialist per proposal (support, object with a reason, abstain)."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
+import sqlalchemy as sa
 from sqlalchemy import exists, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import joinedload
@@ -20,6 +21,7 @@ from mdt.decisions.models import (
 from mdt.decisions.services.proposals import clean
 from mdt.decisions.services.visibility import check_can_propose
 from mdt.errors import (
+    ConflictError,
     InvalidError,
 )
 from mdt.extensions import db
@@ -46,6 +48,9 @@ def give_opinion(user: User, proposal: Proposal, *, stance: Stance,
         # Someone (this person, in another tab) inserted between our read and our
         # insert; the database kept one row, so this becomes a change to it.
         opinion = _find_opinion(proposal.id, user.id)
+        if opinion is None:  # inserted and deleted meanwhile: opinions are never deleted
+            raise ConflictError("Your opinion changed in another window at the same moment. "
+                                "Reload the page and give it again.")
     return _change_opinion(opinion, user, stance, comment)
 
 
@@ -67,11 +72,12 @@ def _insert_opinion(proposal: Proposal, user: User, stance: Stance,
     insert = postgresql.insert if db.session.get_bind().dialect.name == "postgresql" \
         else sqlite.insert
     now = clock.now()
-    statement = insert(Opinion.__table__).values(
+    table = cast(sa.Table, Opinion.__table__)
+    statement = insert(table).values(
         proposal_id=proposal.id, user_id=user.id, discipline=user.discipline, stance=stance,
         comment=comment, created_at=now, updated_at=now,
     ).on_conflict_do_nothing(index_elements=["proposal_id", "user_id"]).returning(
-        Opinion.__table__.c.id)
+        table.c.id)
     new_id = db.session.execute(statement).scalar_one_or_none()
     return db.session.get(Opinion, new_id) if new_id is not None else None
 
