@@ -53,7 +53,7 @@ class UTCDateTime(TypeDecorator):
 
 
 def str_enum(enum_cls: type[enum.StrEnum], name: str) -> sa.Enum:
-    """A portable enum column storing the members' values (a VARCHAR + CHECK)."""
+    """Return a portable enum column type storing the members' values (VARCHAR + CHECK)."""
     return sa.Enum(
         enum_cls,
         name=name,

@@ -89,7 +89,8 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         messages = {
-            400: "The request could not be understood. If you submitted a form, reload the page and try again.",
+            400: ("The request could not be understood. If you submitted a form, reload the "
+                  "page and try again."),
             403: "You do not have permission to do that.",
             404: "There is nothing here.",
             405: "That action is not allowed here.",
@@ -102,4 +103,5 @@ def register_error_handlers(app: Flask) -> None:
         db.session.rollback()
         app.logger.exception("Unhandled error on %s %s", request.method, request.endpoint)
         return _render(500, "Something went wrong",
-                       "An unexpected error occurred. Nothing was saved from this action; please try again.")
+                       "An unexpected error occurred. Nothing was saved from this action; "
+                       "please try again.")

@@ -44,6 +44,7 @@ def external_url(endpoint: str, **values: Any) -> str:
 
 
 def format_date(value: date | datetime | None, fmt: str = "%d %b %Y") -> str:
+    """Format a date (no zone conversion: dates are calendar days), or a dash."""
     return value.strftime(fmt) if value else "—"
 
 

@@ -25,7 +25,8 @@ def create_user_command(email: str, name: str, discipline: str, roles: tuple[str
     password = os.environ.get("MDT_NEW_USER_PASSWORD") or click.prompt(
         "Password", hide_input=True, confirmation_prompt=True)
     try:
-        user = services.create_user(actor=None, email=email, name=name, discipline=Discipline(discipline),
+        user = services.create_user(actor=None, email=email, name=name,
+                                    discipline=Discipline(discipline),
                                     roles=[Role(r) for r in roles], password=password)
         db.session.commit()
     except DomainError as exc:

@@ -31,9 +31,11 @@ class UserForm(FlaskForm):
     roles = MultiCheckboxField("Roles", choices=enum_choices(Role),
                                validators=[DataRequired(message="Choose at least one role.")])
     time_zone = StringField("Time zone", validators=[Optional(), _valid_zone],
-                            description="For times in e-mails, e.g. Asia/Shanghai. Empty: the meeting's zone.")
+                            description="For times in e-mails, e.g. Asia/Shanghai. "
+                                        "Empty: the meeting's zone.")
     is_active = BooleanField("Active (may sign in)", default=True)
     password = PasswordField(
-        "Password", validators=[Optional(), Length(min=MIN_LENGTH, message=f"At least {MIN_LENGTH} characters.")],
+        "Password", validators=[
+            Optional(), Length(min=MIN_LENGTH, message=f"At least {MIN_LENGTH} characters.")],
         description=f"At least {MIN_LENGTH} characters. Leave empty to keep the current one.",
     )

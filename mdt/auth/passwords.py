@@ -25,4 +25,5 @@ def verify_password(password_hash: str | None, password: str) -> bool:
 
 
 def needs_rehash(password_hash: str) -> bool:
+    """Return True if the hash was made with weaker parameters than today's."""
     return _hasher.check_needs_rehash(password_hash)

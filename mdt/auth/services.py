@@ -11,26 +11,28 @@ from mdt.audit import services as audit
 from mdt.audit.models import AuditEntry
 from mdt.auth.models import Discipline, Role, User, UserRole
 from mdt.auth.passwords import MIN_LENGTH, hash_password, needs_rehash, verify_password
-from mdt.errors import InvalidError, NotFoundError, ThrottledError
+from mdt.db import get_or_404
+from mdt.errors import InvalidError, ThrottledError
 from mdt.extensions import db
 
 
 def normalise_email(email: str) -> str:
+    """Return the address as stored: trimmed, lower-case."""
     return email.strip().lower()
 
 
 def get_user(user_id: int) -> User:
-    user = db.session.get(User, user_id)
-    if user is None:
-        raise NotFoundError("No such user.")
-    return user
+    """Return a user or raise NotFoundError."""
+    return get_or_404(User, user_id, "No such user.")
 
 
 def find_by_email(email: str) -> User | None:
+    """Return the user with this address (any case), if any."""
     return db.session.scalar(select(User).where(User.email == normalise_email(email)))
 
 
 def list_users(*, active_only: bool = False) -> list[User]:
+    """Return users by name (only active ones if asked)."""
     query = select(User).order_by(func.lower(User.name))
     if active_only:
         query = query.where(User.is_active.is_(True))

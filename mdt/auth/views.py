@@ -23,6 +23,7 @@ login_manager.session_protection = "strong"
 
 @login_manager.user_loader
 def load_user(user_id: str) -> User | None:
+    """Return the signed-in user of a session, unless deactivated since (Flask-Login)."""
     user = db.session.get(User, int(user_id))
     return user if user is not None and user.is_active else None
 
@@ -55,7 +56,8 @@ def login():
             login_user(user, remember=form.remember.data)
             flash(f"Signed in as {user.name}.", "success")
             return redirect(_safe_next(request.args.get("next")) or url_for("home.index"))
-        form.password.errors.append("E-mail or password not recognised, or the account is deactivated.")
+        form.password.errors.append(
+            "E-mail or password not recognised, or the account is deactivated.")
     return render_template("auth/login.html", form=form)
 
 

@@ -26,7 +26,8 @@ from mdt.cases.models import ECOG_GRADES, MarkerStatus, ReferenceKind, Sex
 from mdt.cases.services import CASE_FIELDS
 from mdt.forms import choices, enum_choices
 
-ECOG_CHOICES = choices(((str(grade), f"{grade} — {meaning}") for grade, meaning in ECOG_GRADES.items()),
+ECOG_CHOICES = choices(((str(grade), f"{grade} — {meaning}")
+                        for grade, meaning in ECOG_GRADES.items()),
                        blank="Not recorded")
 
 
@@ -54,19 +55,22 @@ class CaseFieldsForm(FlaskForm):
     kras_variant = StringField("KRAS variant", validators=[Optional(), Length(max=100)],
                                description="Only when KRAS is positive, e.g. G12C")
     pdl1_tps = IntegerField("PD-L1 tumour proportion score (%)",
-                            validators=[Optional(), NumberRange(0, 100, "A percentage from 0 to 100.")],
+                            validators=[Optional(),
+                                        NumberRange(0, 100, "A percentage from 0 to 100.")],
                             description="Leave empty if not tested.")
     ecog = SelectField("ECOG performance status", choices=ECOG_CHOICES, coerce=_optional_int,
                        validators=[Optional()])
-    systemic_therapy = StringField("Current systemic therapy", validators=[Optional(), Length(max=300)])
+    systemic_therapy = StringField("Current systemic therapy",
+                                   validators=[Optional(), Length(max=300)])
     therapy_line = IntegerField("Line of therapy",
-                                validators=[Optional(), NumberRange(1, 99, "The line starts at 1.")])
+                                validators=[Optional(),
+                                            NumberRange(1, 99, "The line starts at 1.")])
     question = TextAreaField("Question for the MDT",
                              validators=[DataRequired("Say what you are asking the MDT.")])
     clinical_summary = TextAreaField("Clinical summary", validators=[Optional()])
 
     def case_values(self) -> dict[str, Any]:
-        """The clinical fields as a dict for the services."""
+        """Return the clinical fields as a dict for the services."""
         return {name: getattr(self, name).data for name in CASE_FIELDS}
 
 

@@ -62,7 +62,8 @@ class MarkerStatus(enum.StrEnum):
 ECOG_GRADES: dict[int, str] = {
     0: "Fully active; no restriction of pre-disease activity",
     1: "Restricted in strenuous activity; ambulatory, able to do light or sedentary work",
-    2: "Ambulatory and capable of all self-care; unable to work; up and about more than 50% of waking hours",
+    2: ("Ambulatory and capable of all self-care; unable to work; up and about more than 50% "
+        "of waking hours"),
     3: "Capable of only limited self-care; in bed or chair more than 50% of waking hours",
     4: "Completely disabled; no self-care; totally confined to bed or chair",
 }

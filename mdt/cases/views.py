@@ -69,7 +69,7 @@ def _patient_input(form: ReferralForm) -> services.PatientInput:
 
 
 def _needs_confirmation(form: ReferralForm, existing, confirmed: str | None) -> bool:
-    """A known patient is used only once the referrer saw them, or typed matching details."""
+    """Return True until the referrer has seen the known patient or typed matching details."""
     if existing is None:
         return False
     typed_both = bool(form.patient_name.data and form.date_of_birth.data)
@@ -90,7 +90,8 @@ def new():
         if not (form.hospital_number.data or "").strip():
             form.hospital_number.errors = ["Type a hospital number to look up."]
         elif existing is None:
-            flash("No patient has this hospital number yet: fill in their details to register them.",
+            flash("No patient has this hospital number yet: fill in their details to register "
+                  "them.",
                   "info")
         return render_template("cases/new.html", form=form, existing=existing)
     if form.validate_on_submit():
@@ -191,7 +192,7 @@ def _int(value) -> int:
 
 
 def _conflict(case_id: int, form: CaseEditForm, exc: ConflictError) -> dict:
-    """Keep the user's input, show what is saved now, and base a new attempt on the saved version."""
+    """Keep the user's input, show what is saved now, and base a new attempt on the latter."""
     flash(exc.message, "error")
     current = services.get_case(case_id)
     saved = {name: getattr(current, name) for name in services.CASE_FIELDS}

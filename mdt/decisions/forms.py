@@ -30,7 +30,8 @@ class ProposalForm(FlaskForm):
     modality = SelectField("Modality", choices=enum_choices(Modality, blank="Choose a modality"),
                            validators=[DataRequired(message="Choose a modality.")])
     details = TextAreaField("Details", validators=[Optional(), Length(max=5000)],
-                            description="E.g. target, dose and fractions, procedure, drug and schedule.")
+                            description="E.g. target, dose and fractions, procedure, drug and "
+                                        "schedule.")
     rationale = TextAreaField("Rationale", validators=[Optional(), Length(max=5000)])
     alternative_group = StringField(
         "Alternative group (optional)", validators=[Optional(), Length(max=40)],

@@ -12,7 +12,8 @@ from mdt.errors import DomainError
 from mdt.extensions import db
 from mdt.web import format_datetime
 
-notifications_cli = AppGroup("notifications", help="Notification delivery: status, resend, dispatch.")
+notifications_cli = AppGroup("notifications",
+                             help="Notification delivery: status, resend, dispatch.")
 
 
 def _when(moment: datetime) -> str:

@@ -1,4 +1,4 @@
-"""The operator page for notification delivery (``/admin/notifications``): counts, failures, resend."""
+"""The delivery operator page, ``/admin/notifications``: counts, failures, resend."""
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, url_for

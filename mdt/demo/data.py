@@ -30,7 +30,8 @@ DEMO_PASSWORD = "demo-password-1"
 PEOPLE = [
     ("admin@demo.mdt", "Alex Admin", Discipline.OTHER, [Role.ADMIN]),
     ("coordinator@demo.mdt", "Chen Jing", Discipline.NURSING, [Role.COORDINATOR]),
-    ("medonc@demo.mdt", "Dr Liu Yang", Discipline.MEDICAL_ONCOLOGY, [Role.SPECIALIST, Role.CLINICIAN]),
+    ("medonc@demo.mdt", "Dr Liu Yang", Discipline.MEDICAL_ONCOLOGY,
+     [Role.SPECIALIST, Role.CLINICIAN]),
     ("radonc@demo.mdt", "Dr Li Wei", Discipline.RADIATION_ONCOLOGY, [Role.SPECIALIST]),
     ("ortho@demo.mdt", "Dr Zhang Min", Discipline.ORTHOPAEDICS, [Role.SPECIALIST]),
     ("ir@demo.mdt", "Dr Wang Fang", Discipline.INTERVENTIONAL_RADIOLOGY, [Role.SPECIALIST]),
@@ -65,7 +66,8 @@ def load() -> bool:
             name="Bone metastasis MDT", weekday=3, start_time=time(14, 0),
             time_zone="Asia/Shanghai", duration_minutes=90,
             location="Radiotherapy building, seminar room 2",
-            video_url="https://meet.example.org/bone-mdt", default_chair_id=team["medonc"].id, actor=None)
+            video_url="https://meet.example.org/bone-mdt", default_chair_id=team["medonc"].id,
+            actor=None)
     db.session.flush()
     past, upcoming = _first_two_meetings(series, real_now)
     _past_meeting(team, past, upcoming)
@@ -78,7 +80,8 @@ def _people() -> Team:
     by_email = {}
     shared_hash = hash_password(DEMO_PASSWORD)
     for email, name, discipline, roles in PEOPLE:
-        by_email[email] = users.create_user(actor=None, email=email, name=name, discipline=discipline,
+        by_email[email] = users.create_user(actor=None, email=email, name=name,
+                                            discipline=discipline,
                                             roles=roles, password_hash=shared_hash)
     return Team(by_email)
 
@@ -114,7 +117,8 @@ def _past_meeting(team: Team, meeting: Meeting, upcoming: Meeting) -> None:
             kras_status=MarkerStatus.NEGATIVE, pdl1_tps=5, ecog=1,
             systemic_therapy="Osimertinib", therapy_line=1,
             question="New painful T7 lesion while all other disease is stable on osimertinib "
-                     "(oligoprogression). SBRT to T7 and continue osimertinib? Bone-protective agent?",
+                     "(oligoprogression). SBRT to T7 and continue osimertinib? "
+                     "Bone-protective agent?",
             clinical_summary="Diagnosed 14 months ago with bone-only metastatic disease. Restaging "
                              "PET-CT: a single enlarging lytic T7 lesion, other lesions stable. "
                              "Pain 6/10 on movement, no neurological deficit. Creatinine clearance "

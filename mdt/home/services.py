@@ -47,7 +47,7 @@ def awaiting_my_opinion(user: User, limit: int = 20) -> list[AgendaItem]:
 
 
 def recent_consensus(user: User, limit: int = 10) -> list[Consensus]:
-    """The latest signed consensus records the person may read."""
+    """Return the latest signed consensus records the person may read."""
     query = (select(Consensus).join(Consensus.agenda_item).join(AgendaItem.case)
              .options(joinedload(Consensus.agenda_item).joinedload(AgendaItem.case)
                       .joinedload(Case.patient),

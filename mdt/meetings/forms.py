@@ -72,7 +72,8 @@ class SeriesForm(FlaskForm):
     start_time = TimeField("Start time (local)", validators=[InputRequired()])
     time_zone = StringField("Time zone", validators=[DataRequired(), Length(max=64), _valid_zone],
                             description="IANA name, e.g. Asia/Shanghai or Europe/London. "
-                                        "The local start time is kept across daylight-saving changes.")
+                                        "The local start time is kept across daylight-saving "
+                                        "changes.")
     duration_minutes = IntegerField("Duration (minutes)", default=90,
                                     validators=[InputRequired(), NumberRange(min=1, max=24 * 60)])
     location = StringField("Place", validators=[Optional(), Length(max=300)])

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from mdt import clock
 from mdt.auth.models import Discipline, User
 from mdt.db import Base, TimestampMixin, str_enum
 
@@ -111,11 +112,31 @@ class Meeting(TimestampMixin, Base):
 
     @property
     def ends_at(self) -> datetime:
+        """When the meeting is planned to end."""
         return self.starts_at + timedelta(minutes=self.duration_minutes)
 
     @property
     def is_cancelled(self) -> bool:
+        """Whether the meeting was cancelled (it keeps its agenda, for carrying over)."""
         return self.status == MeetingStatus.CANCELLED
+
+    # The three facts below are the rules' one definition; the meetings
+    # services and the notifications (which the services call) both use them.
+
+    @property
+    def cutoff_at(self) -> datetime:
+        """When the agenda closes: after this only coordinators add cases (late additions)."""
+        return self.starts_at - timedelta(hours=self.series.cutoff_hours)
+
+    @property
+    def has_started(self) -> bool:
+        """Whether the meeting's start time has passed."""
+        return clock.now() >= self.starts_at
+
+    @property
+    def is_upcoming(self) -> bool:
+        """Whether the meeting is scheduled (not cancelled) and has not started."""
+        return not self.is_cancelled and not self.has_started
 
 
 class Triage(enum.StrEnum):

@@ -218,7 +218,8 @@ def edit_meeting(meeting_id: int):
                 starts_at=timezones.local_to_utc(form.day.data, form.start_time.data,
                                                 meeting.time_zone),
                 duration_minutes=form.duration_minutes.data, location=form.location.data,
-                video_url=form.video_url.data, chair_id=_int_or_none(form.chair_id.data), actor=current_user)
+                video_url=form.video_url.data, chair_id=_int_or_none(form.chair_id.data),
+                actor=current_user)
             db.session.commit()
             flash("Meeting saved.", "success")
             return _to_meeting(meeting.id)
@@ -243,7 +244,8 @@ def cancel_meeting(meeting_id: int):
     if cancel_form.validate_on_submit():
         try:
             services.cancel_meeting(meeting, reason=cancel_form.reason.data,
-                                    expected_version=_int_or_none(cancel_form.version.data), actor=current_user)
+                                    expected_version=_int_or_none(cancel_form.version.data),
+                                    actor=current_user)
             db.session.commit()
             flash("Meeting cancelled.", "success")
             return _to_meeting(meeting.id)
@@ -342,7 +344,8 @@ def edit_item(item_id: int):
         try:
             services.update_item(item, expected_version=_int_or_none(form.version.data),
                                  minutes_allotted=form.minutes_allotted.data,
-                                 presenter_id=_int_or_none(form.presenter_id.data), actor=current_user)
+                                 presenter_id=_int_or_none(form.presenter_id.data),
+                                 actor=current_user)
             db.session.commit()
             flash("Agenda item saved.", "success")
             return _to_meeting(item.meeting_id, f"item-{item.id}")

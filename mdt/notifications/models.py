@@ -67,7 +67,8 @@ class Notification(TimestampMixin, Base):
     send_email: Mapped[bool] = mapped_column(default=True)
     #: When the recipient marked it read in the in-app notification centre.
     read_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    meeting_id: Mapped[int | None] = mapped_column(sa.ForeignKey("meetings.id", ondelete="RESTRICT"))
+    meeting_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("meetings.id", ondelete="RESTRICT"))
     case_id: Mapped[int | None] = mapped_column(sa.ForeignKey("cases.id", ondelete="RESTRICT"))
     #: Kind-specific parameters (offset, calendar method, action id...). Ids only.
     payload: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)

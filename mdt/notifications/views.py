@@ -26,8 +26,10 @@ bp = Blueprint("notifications", __name__)
 #: What each kind is, for the preferences page.
 KIND_HELP = {
     NotificationKind.INVITATION: "Invitations to meetings, their changes and cancellations "
-                                 "(with a calendar file). Always sent: your calendar depends on them.",
-    NotificationKind.MEETING_REMINDER: "Reminders before meetings you are invited to, with the agenda.",
+                                 "(with a calendar file). Always sent: your calendar depends "
+                                 "on them.",
+    NotificationKind.MEETING_REMINDER: ("Reminders before meetings you are invited to, with "
+                                        "the agenda."),
     NotificationKind.AGENDA_CLOSING: "The agenda closes: sent the day before the submission "
                                      "cutoff to coordinators and to referrers with cases waiting.",
     NotificationKind.OPINION_PENDING: "Proposals still waiting for your opinion, sent the day "

@@ -48,10 +48,10 @@ from mdt.cases.services.referral import (
 
 __all__ = [
     "CASE_FIELDS", "REFERRER_ROLES", "REFERRING_ROLES", "CasePage", "Check", "PatientInput",
-    "Readiness", "add_reference", "can_be_referrer", "can_choose_referrer", "can_edit_case", "can_read_all_cases",
-    "can_refer", "can_view_case", "case_page", "check_patient_matches", "check_referrer",
-    "clean_case_values", "concerns_user_clause", "create_case", "find_patient", "get_case",
-    "get_editable_case", "get_visible_case", "list_cases", "normalise_hospital_number",
+    "Readiness", "add_reference", "can_be_referrer", "can_choose_referrer", "can_edit_case",
+    "can_read_all_cases", "can_refer", "can_view_case", "case_page", "check_patient_matches",
+    "check_referrer", "clean_case_values", "concerns_user_clause", "create_case", "find_patient",
+    "get_case", "get_editable_case", "get_visible_case", "list_cases", "normalise_hospital_number",
     "readiness", "referrer_candidates", "resolve_patient", "retract_reference", "today",
     "update_case", "visible_case_ids",
 ]

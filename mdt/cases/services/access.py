@@ -21,7 +21,7 @@ def get_case(case_id: int) -> Case:
 
 
 def concerns_user_clause(user: User):
-    """SQL condition: the case was referred by ``user`` or names them responsible clinician."""
+    """Return the SQL condition: the case was referred by ``user`` or names them responsible."""
     from mdt.decisions.models import Consensus
     from mdt.meetings.models import AgendaItem
 
@@ -76,7 +76,7 @@ def can_choose_referrer(user: User) -> bool:
 
 
 def can_edit_case(user: User, case: Case) -> bool:
-    """The referrer, coordinators and specialists edit a case and its references."""
+    """Return True for the referrer, coordinators and specialists: they edit a case."""
     if not user.is_authenticated:
         return False
     return case.referring_clinician_id == user.id or user.has_role(

@@ -53,7 +53,8 @@ def check_patient_matches(patient: Patient, given: PatientInput) -> None:
     if given.name and not _same_name(given.name, patient.name):
         errors["patient_name"] = "This hospital number belongs to a patient with another name."
     if given.date_of_birth and given.date_of_birth != patient.date_of_birth:
-        errors["date_of_birth"] = "This hospital number belongs to a patient with another date of birth."
+        errors["date_of_birth"] = ("This hospital number belongs to a patient with another "
+                                   "date of birth.")
     if given.sex and given.sex != patient.sex and Sex.UNKNOWN not in (given.sex, patient.sex):
         errors["sex"] = "This hospital number belongs to a patient recorded with another sex."
     if errors:
@@ -87,7 +88,7 @@ def _new_patient(given: PatientInput) -> Patient:
 
 
 def resolve_patient(given: PatientInput) -> tuple[Patient, bool]:
-    """Return the existing patient (checked against what was typed) or a new one, and if it is new."""
+    """Return the known patient (checked against what was typed) or a new one, and if new."""
     if not normalise_hospital_number(given.hospital_number):
         raise InvalidError("The hospital number is required.",
                            fields={"hospital_number": "The hospital number is required."})

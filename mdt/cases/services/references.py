@@ -43,7 +43,8 @@ def _reference_errors(accession_number: str, performed_on: date | None, descript
     return errors
 
 
-def add_reference(case: Case, *, kind: ReferenceKind, accession_number: str, performed_on: date | None,
+def add_reference(case: Case, *, kind: ReferenceKind, accession_number: str,
+                  performed_on: date | None,
                   description: str, actor: User, url: str | None = None) -> CaseReference:
     """Attach an imaging study or pathology report to a case."""
     if not can_edit_case(actor, case):
@@ -53,11 +54,13 @@ def add_reference(case: Case, *, kind: ReferenceKind, accession_number: str, per
     errors = _reference_errors(accession_number, performed_on, description, url)
     if errors:
         raise InvalidError("The reference needs attention.", fields=errors)
-    reference = CaseReference(case=case, kind=ReferenceKind(kind), accession_number=accession_number,
+    reference = CaseReference(case=case, kind=ReferenceKind(kind),
+                              accession_number=accession_number,
                               performed_on=performed_on, description=description, url=url)
     db.session.add(reference)
     db.session.flush()
-    audit.record("reference.added", f"{reference.kind.label} reference {reference.id} added to case {case.id}",
+    audit.record("reference.added",
+                 f"{reference.kind.label} reference {reference.id} added to case {case.id}",
                  obj=reference, case_id=case.id, actor=actor,
                  data={"kind": reference.kind, "accession_number": accession_number,
                        "performed_on": performed_on, "description": description, "url": url})

@@ -38,6 +38,7 @@ _RANGES = {"pdl1_tps": (0, 100, "PD-L1 TPS is a percentage from 0 to 100."),
 
 
 def blank_to_none(value: Any) -> Any:
+    """Return ``value`` stripped, or None if it is a blank string."""
     if isinstance(value, str):
         value = value.strip()
         return value or None
@@ -45,7 +46,7 @@ def blank_to_none(value: Any) -> Any:
 
 
 def clean_case_values(values: dict[str, Any], case: Case | None = None) -> dict[str, Any]:
-    """Check and normalise clinical fields (against ``case`` for a partial edit); raise InvalidError."""
+    """Check and normalise clinical fields (against ``case`` when editing); raise InvalidError."""
     unknown = set(values) - set(CASE_FIELDS)
     if unknown:
         raise InvalidError(f"Unknown case fields: {', '.join(sorted(unknown))}.")
@@ -91,7 +92,7 @@ def _bounds_errors(clean: dict[str, Any]) -> dict[str, str]:
 
 def create_case(*, patient: PatientInput, values: dict[str, Any], actor: User,
                 referrer: User | None = None) -> Case:
-    """Refer a case about a new or existing patient; the actor refers unless a coordinator names someone."""
+    """Refer a case about a new or known patient; a coordinator may name another referrer."""
     if not can_refer(actor):
         raise ForbiddenError("Only clinicians, specialists and coordinators refer cases.")
     if referrer is None or referrer.id == actor.id:
@@ -120,12 +121,13 @@ def create_case(*, patient: PatientInput, values: dict[str, Any], actor: User,
 
 def update_case(case: Case, *, expected_version: int, values: dict[str, Any], actor: User,
                 referrer: User | None = None) -> dict[str, list[Any]]:
-    """Change a case's clinical fields (and, for a coordinator, its referrer); refuse stale edits."""
+    """Change a case's clinical fields (a coordinator: its referrer too); refuse stale edits."""
     if not can_edit_case(actor, case):
         raise ForbiddenError("You may read this case but not change it.")
     if expected_version != case.version:
         raise ConflictError("Someone else changed this case since you opened it. "
-                            "Nothing was saved; review the current version and apply your changes again.")
+                            "Nothing was saved; review the current version and apply your "
+                            "changes again.")
     clean = clean_case_values(values, case)
     if referrer is not None and referrer.id != case.referring_clinician_id:
         if not can_choose_referrer(actor):

@@ -63,12 +63,11 @@ from mdt.decisions.services.visibility import (
 __all__ = [
     "CONFLICT_MESSAGE", "DECIDED_MESSAGE", "SIGNED_MESSAGE", "ActionInput", "CaseReport",
     "ConsensusInput", "ItemPage", "ProposalGroup", "ProposalView", "ReportEntry", "Tally",
-    "action_owners", "add_amendment", "awaits_opinion_clause", "can_amend",
-    "can_edit_proposal", "can_give_opinions", "can_propose", "can_see_all_opinions", "can_see_opinions", "can_sign",
+    "action_owners", "add_amendment", "awaits_opinion_clause", "can_amend", "can_edit_proposal",
+    "can_give_opinions", "can_propose", "can_see_all_opinions", "can_see_opinions", "can_sign",
     "can_view_item", "case_report", "check_can_amend", "check_can_edit_proposal",
-    "check_can_propose", "check_can_sign", "create_proposal",
-    "dissent_from_objections", "get_consensus", "get_item", "get_proposal", "get_visible_item",
-    "give_opinion", "group_proposals", "item_page", "items_awaiting_opinion",
-    "responsible_clinicians", "sign_consensus", "tally", "update_proposal",
-    "withdraw_proposal",
+    "check_can_propose", "check_can_sign", "create_proposal", "dissent_from_objections",
+    "get_consensus", "get_item", "get_proposal", "get_visible_item", "give_opinion",
+    "group_proposals", "item_page", "items_awaiting_opinion", "responsible_clinicians",
+    "sign_consensus", "tally", "update_proposal", "withdraw_proposal",
 ]

@@ -1,6 +1,8 @@
 """Loading items, proposals and consensus records with what their pages show."""
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 from sqlalchemy.orm import Load, joinedload, selectinload
 
@@ -31,7 +33,8 @@ def _consensus_options(path):
     )
 
 
-def item_options():
+def item_options() -> tuple[Any, ...]:
+    """Return the loader options of an item page: case, proposals, opinions, consensus."""
     consensus = selectinload(AgendaItem.consensus)
     return (
         joinedload(AgendaItem.meeting).joinedload(Meeting.series),

@@ -43,7 +43,8 @@ def give_opinion(user: User, proposal: Proposal, *, stance: Stance,
         opinion = _insert_opinion(proposal, user, stance, comment)
         if opinion is not None:
             record("opinion.given", f"Opinion {stance} on proposal {proposal.id}", obj=opinion,
-                   case_id=proposal.agenda_item.case_id, data={"stance": [None, stance]}, actor=user)
+                   case_id=proposal.agenda_item.case_id, data={"stance": [None, stance]},
+                   actor=user)
             return opinion
         # Someone (this person, in another tab) inserted between our read and our
         # insert; the database kept one row, so this becomes a change to it.
@@ -97,7 +98,7 @@ def _change_opinion(opinion: Opinion, user: User, stance: Stance,
 
 
 def awaits_opinion_clause(user: User) -> Any:
-    """SQL condition on ``Proposal``: open, not ``user``'s own, and without ``user``'s opinion.
+    """Return the SQL condition on ``Proposal``: open, not ``user``'s, without their opinion.
 
     The one definition of "awaiting my opinion": a specialist's home page and
     the opinion-pending e-mail both count proposals that hold it.

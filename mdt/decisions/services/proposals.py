@@ -21,6 +21,7 @@ CONFLICT_MESSAGE = ("Someone else changed this proposal after you opened it. Not
 
 
 def clean(text: str | None) -> str | None:
+    """Return ``text`` stripped, or None if nothing is left."""
     text = (text or "").strip()
     return text or None
 
@@ -46,7 +47,8 @@ def create_proposal(user: User, item: AgendaItem, *, modality: Modality, details
     db.session.flush()
     record("proposal.created", f"Proposal {proposal.id} ({proposal.modality.label}) added to "
            f"agenda item {item.id}", obj=proposal, case_id=item.case_id,
-           data={"modality": proposal.modality, "alternative_group": proposal.alternative_group}, actor=user)
+           data={"modality": proposal.modality,
+                 "alternative_group": proposal.alternative_group}, actor=user)
     return proposal
 
 

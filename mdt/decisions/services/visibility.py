@@ -30,7 +30,7 @@ def can_view_item(user: User, item: AgendaItem) -> bool:
 
 
 def can_see_all_opinions(user: User, item: AgendaItem) -> bool:
-    """The chair, coordinators and admins are never blinded, unless they give opinions too.
+    """Return True for the chair, and coordinators and admins who give no opinions.
 
     A coordinator or admin who is also a specialist is blinded as a specialist:
     anchoring is what blinding prevents, and they may give opinions.
@@ -49,12 +49,12 @@ def can_see_opinions(user: User, proposal: Proposal, item: AgendaItem) -> bool:
 
 
 def can_edit_proposal(user: User, proposal: Proposal) -> bool:
-    """The author, or a coordinator, may edit or withdraw a proposal."""
+    """Return True for the author or a coordinator: they edit or withdraw a proposal."""
     return proposal.author_id == user.id or user.has_role(Role.COORDINATOR)
 
 
 def can_amend(user: User, consensus: Consensus) -> bool:
-    """The meeting's chair or a coordinator may add an amendment."""
+    """Return True for the meeting's chair or a coordinator: they add amendments."""
     return is_chair(user, consensus.agenda_item.meeting) or user.has_role(Role.COORDINATOR)
 
 
@@ -64,7 +64,7 @@ def can_give_opinions(user: User) -> bool:
 
 
 def can_propose(user: User, item: AgendaItem) -> bool:
-    """A specialist may propose a treatment (or give an opinion) until the item is decided."""
+    """Return True if ``user`` may propose (or give opinions) on ``item``: until it is decided."""
     return can_give_opinions(user) and not is_item_decided(item)
 
 

@@ -66,12 +66,13 @@ from mdt.meetings.services.series import (
 
 __all__ = [
     "NOT_REACHED", "SERIES_FIELDS", "MeetingList", "Quorum", "add_item", "addable_cases",
-    "can_add_cases", "can_carry_over", "can_remove_item", "can_propose_cases", "can_record_presence", "cancel_meeting",
-    "carry_over", "check_can_add", "core_team", "create_series", "cutoff_at", "upcoming_clause", "generate_meetings", "get_attendance", "get_item", "get_meeting",
-    "get_meeting_page", "get_series", "has_started", "invite", "invite_core_team", "is_chair",
-    "is_item_decided", "list_meetings", "list_series", "meetings_open_for_case", "move_item",
-    "next_meeting_after", "occurrence_dates", "presence_open", "quorum", "record_presence",
-    "remove_attendee", "remove_item", "respond", "set_item_status", "triage_item",
-    "update_item", "update_meeting", "update_series", "upcoming_meetings_for",
-    "waiting_for_agenda_clause",
+    "can_add_cases", "can_carry_over", "can_remove_item", "can_propose_cases",
+    "can_record_presence", "cancel_meeting", "carry_over", "check_can_add", "core_team",
+    "create_series", "cutoff_at", "upcoming_clause", "generate_meetings", "get_attendance",
+    "get_item", "get_meeting", "get_meeting_page", "get_series", "has_started", "invite",
+    "invite_core_team", "is_chair", "is_item_decided", "list_meetings", "list_series",
+    "meetings_open_for_case", "move_item", "next_meeting_after", "occurrence_dates",
+    "presence_open", "quorum", "record_presence", "remove_attendee", "remove_item", "respond",
+    "set_item_status", "triage_item", "update_item", "update_meeting", "update_series",
+    "upcoming_meetings_for", "waiting_for_agenda_clause",
 ]

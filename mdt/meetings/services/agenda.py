@@ -41,7 +41,7 @@ def is_item_decided(item: AgendaItem) -> bool:
 
 
 def waiting_for_agenda_clause() -> Any:
-    """SQL condition on ``Case``: open, on no upcoming agenda, and not decided.
+    """Return the SQL condition on ``Case``: open, on no upcoming agenda, and not decided.
 
     "On an agenda" means a pending item of a scheduled meeting that has not
     started; "decided" means a signed consensus that agreed a recommendation

@@ -62,7 +62,8 @@ def carry_over(item: AgendaItem, *, actor: User) -> AgendaItem:
     if item.carried_to_id is not None:
         raise InvalidError("This item was already carried over.")
     if item.consensus is not None and not _signed_deferred(item):
-        raise InvalidError("This item is decided (a consensus is signed); it cannot be carried over.")
+        raise InvalidError("This item is decided (a consensus is signed); it cannot be "
+                           "carried over.")
     if not can_carry_over(item):
         raise InvalidError("Only a deferred item, or one not reached in a meeting that has "
                            "started or was cancelled, can be carried over.")

@@ -50,17 +50,17 @@ def is_chair(user: User, meeting: Meeting) -> bool:
 
 
 def cutoff_at(meeting: Meeting) -> datetime:
-    """Return the moment after which only coordinators can add cases (late additions)."""
-    return meeting.starts_at - timedelta(hours=meeting.series.cutoff_hours)
+    """Return the moment after which only coordinators can add cases (``Meeting.cutoff_at``)."""
+    return meeting.cutoff_at
 
 
 def has_started(meeting: Meeting) -> bool:
-    """Return True once the meeting's start time has passed."""
-    return clock.now() >= meeting.starts_at
+    """Return True once the meeting's start time has passed (``Meeting.has_started``)."""
+    return meeting.has_started
 
 
 def upcoming_clause() -> Any:
-    """SQL condition on ``Meeting``: scheduled (not cancelled) and not started yet."""
+    """Return the SQL form of ``Meeting.is_upcoming``: scheduled and not started yet."""
     return (Meeting.status == MeetingStatus.SCHEDULED) & (Meeting.starts_at > clock.now())
 
 

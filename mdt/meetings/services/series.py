@@ -77,7 +77,8 @@ def create_series(*, actor: User | None, **values: Any) -> MeetingSeries:
     return series
 
 
-def update_series(series: MeetingSeries, *, actor: User | None, **values: Any) -> dict[str, list[Any]]:
+def update_series(series: MeetingSeries, *, actor: User | None,
+                  **values: Any) -> dict[str, list[Any]]:
     """Change a series; meetings already generated keep their own time and place."""
     diff = audit.changes(series, _clean_series_values(values))
     if diff:

@@ -38,9 +38,9 @@ from mdt.notifications.render.context import (
 from mdt.notifications.render.headline import KIND_LABELS, headline
 
 __all__ = [
-    "APP_NAME", "HOSPITAL_NUMBER_TAIL", "KIND_LABELS", "Draft", "awaiting_opinion",
-    "build_email", "build_message", "describe_offset", "format_when", "headline", "link",
-    "patient_reference", "recipient_zone", "shared_loads", "waiting_cases",
+    "APP_NAME", "HOSPITAL_NUMBER_TAIL", "KIND_LABELS", "Draft", "awaiting_opinion", "build_email",
+    "build_message", "describe_offset", "format_when", "headline", "link", "patient_reference",
+    "recipient_zone", "shared_loads", "waiting_cases",
 ]
 
 

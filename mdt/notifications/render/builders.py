@@ -58,7 +58,7 @@ def _invitation(notification: Notification) -> Draft | None:
 
 def _calendar_cancel(notification: Notification) -> Draft | None:
     meeting = notification_meeting(notification)
-    if meeting is None or meeting.starts_at <= clock.now():
+    if meeting is None or meeting.has_started:
         return None
     removed = notification.payload.get("reason") == "removed"
     if removed and is_attendee(meeting, notification.recipient):
@@ -104,7 +104,7 @@ def _agenda_closing(notification: Notification) -> Draft | None:
 
 
 def waiting_cases(user: User) -> list[Case]:
-    """Return ``user``'s referrals waiting for an agenda (``meetings.waiting_for_agenda_clause``)."""
+    """Return ``user``'s referrals waiting for an agenda (``waiting_for_agenda_clause``)."""
     return list(db.session.scalars(
         sa.select(Case).where(Case.referring_clinician_id == user.id,
                               meetings.waiting_for_agenda_clause())

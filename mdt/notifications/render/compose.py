@@ -20,6 +20,7 @@ from mdt.notifications.render.context import Draft
 
 
 def render_template_part(kind: str, ext: str, context: dict[str, Any]) -> str:
+    """Render ``templates/emails/<kind>.<ext>`` with the app's Jinja environment."""
     return current_app.jinja_env.get_template(f"emails/{kind}.{ext}").render(context)
 
 
@@ -86,7 +87,7 @@ def compose(notification: Notification, draft: Draft) -> Message:
 
 
 def _boundary() -> str:
-    """A random boundary, so that the generator need not search the parts for a safe one.
+    """Return a random boundary, so that the generator need not search the parts for a safe one.
 
     No part can contain it: quoted-printable writes "=" as "=3D", base64 has
     no "=" followed by "_".
@@ -95,6 +96,6 @@ def _boundary() -> str:
 
 
 def _message_id(notification: Notification) -> str:
-    """A Message-ID derived from the row, so a message sent twice is recognisably one."""
+    """Return a Message-ID derived from the row, so a message sent twice is recognisably one."""
     domain = parseaddr(current_app.config["MAIL_SENDER"])[1].rpartition("@")[2] or "localhost"
     return f"<mdt.notification.{notification.id}@{domain}>"

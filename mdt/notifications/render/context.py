@@ -1,4 +1,8 @@
-"""What every e-mail's template gets: the recipient's zone, links, the least patient detail, and the loads one delivery batch shares."""
+"""What every e-mail's template gets: zone, links, the least patient detail, shared loads.
+
+Within one delivery batch (``shared_loads``) the meeting, its attendees and
+its agenda are loaded once for all the e-mails built.
+"""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
@@ -12,7 +16,7 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.orm import joinedload
 
-from mdt import clock, timezones
+from mdt import timezones
 from mdt.auth.models import User
 from mdt.cases.models import Case
 from mdt.extensions import db
@@ -48,7 +52,10 @@ def recipient_zone(user: User, meeting: Meeting | None = None) -> str:
 
 
 def format_when(moment: datetime, zone: str) -> str:
-    """Format ``moment`` in ``zone`` with its abbreviation and name, e.g. "… 14:00 GMT (Europe/London)"."""
+    """Format ``moment`` in ``zone`` with its abbreviation and name.
+
+    For example "Thu 05 Nov 2026, 14:00 GMT (Europe/London)".
+    """
     local = timezones.to_local(moment, zone)
     return f"{local.strftime('%a %d %b %Y, %H:%M')} {local.tzname()} ({zone})"
 
@@ -105,6 +112,7 @@ def _once(key: tuple, load: Callable[[], Any]) -> Any:
 
 
 def notification_meeting(notification: Notification) -> Meeting | None:
+    """Return the row's meeting with its series (shared within a delivery batch)."""
     if notification.meeting_id is None:
         return None
     # The series comes in the same query: every meeting e-mail names it.
@@ -114,14 +122,13 @@ def notification_meeting(notification: Notification) -> Meeting | None:
 
 
 def upcoming_meeting(notification: Notification) -> Meeting | None:
-    """The notification's meeting if it is still scheduled and in the future."""
+    """Return the notification's meeting if it is still scheduled and in the future."""
     meeting = notification_meeting(notification)
-    if meeting is None or meeting.is_cancelled or meeting.starts_at <= clock.now():
-        return None
-    return meeting
+    return meeting if meeting is not None and meeting.is_upcoming else None
 
 
 def is_attendee(meeting: Meeting, user: User) -> bool:
+    """Return True if ``user`` is (still) invited to ``meeting``."""
     if _shared.get() is not None:  # in a batch: one query for every recipient
         return user.id in _once(("attendees", meeting.id), lambda: set(db.session.scalars(
             sa.select(Attendance.user_id).where(Attendance.meeting_id == meeting.id))))
@@ -131,6 +138,7 @@ def is_attendee(meeting: Meeting, user: User) -> bool:
 
 
 def agenda(meeting: Meeting) -> list[AgendaItem]:
+    """Return the meeting's agenda (withdrawn items left out) with patients, in order."""
     return _once(("agenda", meeting.id), lambda: list(db.session.scalars(
         sa.select(AgendaItem)
         .where(AgendaItem.meeting_id == meeting.id, AgendaItem.status != ItemStatus.WITHDRAWN)
@@ -139,7 +147,9 @@ def agenda(meeting: Meeting) -> list[AgendaItem]:
     )))
 
 
-def base_context(notification: Notification, meeting: Meeting | None = None) -> dict[str, Any]:
+def base_context(notification: Notification,
+                 meeting: Meeting | None = None) -> dict[str, Any]:
+    """Return what every e-mail template gets: recipient, zone, ``when``, common links."""
     user = notification.recipient
     zone = recipient_zone(user, meeting)
     return {

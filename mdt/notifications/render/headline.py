@@ -28,7 +28,8 @@ def headline(notification: Notification, zone: str) -> tuple[str, str, str | Non
     kind, payload, meeting = notification.kind, notification.payload, notification.meeting
     label = KIND_LABELS[kind]
     if kind == NotificationKind.INVITATION and payload.get("method") == ics.CANCEL:
-        label = "Removed from meeting" if payload.get("reason") == "removed" else "Meeting cancelled"
+        label = ("Removed from meeting" if payload.get("reason") == "removed"
+                 else "Meeting cancelled")
     elif kind == NotificationKind.INVITATION and int(payload.get("sequence", 0)) > 0:
         label = "Meeting changed"
     elif kind == NotificationKind.ACTION_DUE and payload.get("overdue"):

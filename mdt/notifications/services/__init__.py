@@ -84,12 +84,12 @@ from mdt.notifications.services.rows import (
 )
 
 __all__ = [
-    "ACTION_HOUR", "AGENDA_CLOSING_NOTICE", "ALWAYS_EMAILED", "FEED_HISTORY",
-    "MANDATORY_FOR_ROLE", "MEETING_TIMED", "OPINION_PENDING_NOTICE",
-    "agenda_closing_recipient_ids", "before", "email_preferences", "feed_for_token",
-    "feed_token_of", "is_mandatory", "mark_all_read", "mark_read", "morning_of",
-    "on_amendment_added", "on_attendee_added", "on_attendee_removed", "on_consensus_signed",
-    "on_item_added", "on_item_deferred", "on_item_withdrawn", "on_meeting_cancelled",
-    "on_meeting_created", "on_meeting_rescheduled", "recent_for", "regenerate_feed_token",
-    "revoke_feed_token", "schedule", "set_email_preferences", "unread_count",
+    "ACTION_HOUR", "AGENDA_CLOSING_NOTICE", "ALWAYS_EMAILED", "FEED_HISTORY", "MANDATORY_FOR_ROLE",
+    "MEETING_TIMED", "OPINION_PENDING_NOTICE", "agenda_closing_recipient_ids", "before",
+    "email_preferences", "feed_for_token", "feed_token_of", "is_mandatory", "mark_all_read",
+    "mark_read", "morning_of", "on_amendment_added", "on_attendee_added", "on_attendee_removed",
+    "on_consensus_signed", "on_item_added", "on_item_deferred", "on_item_withdrawn",
+    "on_meeting_cancelled", "on_meeting_created", "on_meeting_rescheduled", "recent_for",
+    "regenerate_feed_token", "revoke_feed_token", "schedule", "set_email_preferences",
+    "unread_count",
 ]

@@ -19,7 +19,6 @@ from mdt.notifications.services.rows import (
     agenda_closing_recipient_ids,
     cancel_rows,
     find_row,
-    is_upcoming,
     morning_of,
     opinion_due,
     pending_rows,
@@ -38,8 +37,8 @@ if TYPE_CHECKING:
 
 def on_meeting_created(meeting: Meeting) -> None:
     """Schedule the meeting-wide notifications (agenda closing) for a new meeting."""
-    cutoff = meeting.starts_at - timedelta(hours=meeting.series.cutoff_hours)
-    if not is_upcoming(meeting) or cutoff <= clock.now():
+    cutoff = meeting.cutoff_at
+    if not meeting.is_upcoming or cutoff <= clock.now():
         return
     entries = [(user_id, f"agenda_closing:m{meeting.id}:u{user_id}")
                for user_id in agenda_closing_recipient_ids()]
@@ -49,14 +48,15 @@ def on_meeting_created(meeting: Meeting) -> None:
 def on_meeting_rescheduled(meeting: Meeting) -> None:
     """Move pending reminders to the new time and send calendar updates."""
     now = clock.now()
-    for row in pending_rows(Notification.meeting_id == meeting.id, Notification.kind.in_(MEETING_TIMED)):
+    for row in pending_rows(Notification.meeting_id == meeting.id,
+                            Notification.kind.in_(MEETING_TIMED)):
         due = _new_due(meeting, row)
         if due is None or (due <= now and row.kind == K.MEETING_REMINDER):
             row.status = NotificationStatus.CANCELLED
         else:
             row.due_at = max(due, now)
     db.session.flush()
-    if not is_upcoming(meeting):
+    if not meeting.is_upcoming:
         return
     has_items = bool(meeting.items)
     for attendance in meeting.attendances:
@@ -70,7 +70,7 @@ def _new_due(meeting: Meeting, row: Notification) -> datetime | None:
     if row.kind == K.MEETING_REMINDER:
         return reminder_due(meeting, int(row.payload.get("offset_minutes", 0)))
     if row.kind == K.AGENDA_CLOSING:
-        cutoff = meeting.starts_at - timedelta(hours=meeting.series.cutoff_hours)
+        cutoff = meeting.cutoff_at
         return agenda_closing_due(meeting) if cutoff > clock.now() else None
     return opinion_due(meeting)
 
@@ -78,7 +78,7 @@ def _new_due(meeting: Meeting, row: Notification) -> datetime | None:
 def on_meeting_cancelled(meeting: Meeting) -> None:
     """Cancel pending notifications of the meeting and send calendar cancellations."""
     cancel_rows(pending_rows(Notification.meeting_id == meeting.id, NOT_A_CANCELLATION))
-    if meeting.starts_at <= clock.now():
+    if meeting.has_started:
         return
     for attendance in meeting.attendances:
         _send_cancel(attendance, reason="cancelled")
@@ -89,7 +89,7 @@ def on_attendee_added(attendance: Attendance) -> None:
     meeting = attendance.meeting
     if attendance.id is None:
         db.session.flush()
-    if not is_upcoming(meeting):
+    if not meeting.is_upcoming:
         return
     # Invited again after a removal: a CANCEL not yet sent must not follow the new invitation.
     cancel_rows(pending_rows(Notification.dedup_key.startswith(
@@ -106,7 +106,7 @@ def on_attendee_removed(attendance: Attendance) -> None:
     cancel_rows(pending_rows(Notification.meeting_id == meeting.id,
                      Notification.recipient_id == attendance.user_id,
                      Notification.kind != K.AGENDA_CLOSING, NOT_A_CANCELLATION))
-    if meeting.starts_at > clock.now():
+    if not meeting.has_started:
         _send_cancel(attendance, reason="removed")
 
 
@@ -146,7 +146,7 @@ def _send_cancel(attendance: Attendance, *, reason: str) -> None:
 def on_item_added(item: AgendaItem) -> None:
     """Schedule opinion-pending reminders for the specialists invited to the item's meeting."""
     meeting = item.meeting
-    if not is_upcoming(meeting):
+    if not meeting.is_upcoming:
         return
     for attendance in meeting.attendances:
         schedule_opinion_pending(meeting, attendance.user)
@@ -174,7 +174,7 @@ def on_item_withdrawn(item: AgendaItem) -> None:
 
 
 def _clinicians(consensus: Consensus) -> list[tuple[int, str]]:
-    """The referring and responsible clinicians, once each; responsible wins if the same."""
+    """Return the referring and responsible clinicians, once each (responsible wins)."""
     case = consensus.agenda_item.case
     people: dict[int, str] = {}
     if consensus.responsible_clinician_id is not None:

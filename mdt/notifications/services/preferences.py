@@ -30,7 +30,8 @@ def email_preferences(user: User) -> dict[NotificationKind, bool]:
     stored = dict(db.session.execute(
         sa.select(NotificationPreference.kind, NotificationPreference.send_email)
         .where(NotificationPreference.user_id == user.id)).all())
-    return {kind: True if kind in ALWAYS_EMAILED else stored.get(kind, True) for kind in NotificationKind}
+    return {kind: True if kind in ALWAYS_EMAILED else stored.get(kind, True)
+            for kind in NotificationKind}
 
 
 def set_email_preferences(user: User, chosen: Iterable[NotificationKind | str]) -> None:
@@ -46,6 +47,7 @@ def set_email_preferences(user: User, chosen: Iterable[NotificationKind | str]) 
 
 
 def emails_wanted(user_id: int, kind: NotificationKind, role: str | None) -> bool:
+    """Return True if the person gets ``kind`` by e-mail (mandatory, or not switched off)."""
     if is_mandatory(kind, role):
         return True
     choice = db.session.scalar(sa.select(NotificationPreference.send_email).where(

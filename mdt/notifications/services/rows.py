@@ -34,6 +34,7 @@ NOT_A_CANCELLATION = sa.not_(Notification.dedup_key.startswith("calendar_cancel:
 
 
 def find_row(key: str) -> Notification | None:
+    """Return the row with this de-duplication key, if any."""
     # Autoflush makes rows added earlier in this transaction visible too.
     return db.session.scalar(sa.select(Notification).where(Notification.dedup_key == key))
 
@@ -91,6 +92,7 @@ def _upsert(row: Notification | None, kind: NotificationKind, recipient_id: int,
 
 
 def cancel_rows(rows: Iterable[Notification]) -> int:
+    """Cancel the pending ones of ``rows``; return how many."""
     count = 0
     for row in rows:
         if row.status == NotificationStatus.PENDING:
@@ -101,6 +103,7 @@ def cancel_rows(rows: Iterable[Notification]) -> int:
 
 
 def pending_rows(*criteria: Any) -> list[Notification]:
+    """Return the pending rows matching ``criteria``, oldest first."""
     return list(db.session.scalars(sa.select(Notification).where(
         Notification.status == NotificationStatus.PENDING, *criteria).order_by(Notification.id)))
 
@@ -124,16 +127,12 @@ def morning_of(day: date, zone: str) -> datetime:
 
 
 def zone_for(user: User, fallback: str | None) -> str:
-    """The zone of a person's timed notifications: theirs, else ``fallback``, else the app's."""
+    """Return the zone of a person's timed rows: theirs, else ``fallback``, else the app's."""
     return timezones.first_valid(user.time_zone, fallback)
 
 
-def is_upcoming(meeting: Meeting) -> bool:
-    return not meeting.is_cancelled and meeting.starts_at > clock.now()
-
-
 def _suffix(meeting: Meeting, base: str) -> str:
-    """The key for a meeting-timed row: the pending one if any, else the plain one, else
+    """Return the key for a meeting-timed row: the pending one if any, else the plain one, else
     one naming the meeting's sequence (the plain one was sent before a reschedule)."""
     rows = {row.dedup_key: row for row in db.session.scalars(sa.select(Notification).where(
         sa.or_(Notification.dedup_key == base,
@@ -147,19 +146,22 @@ def _suffix(meeting: Meeting, base: str) -> str:
 
 
 def reminder_due(meeting: Meeting, offset: int) -> datetime:
+    """Return when the reminder ``offset`` minutes before the meeting goes."""
     return before(meeting.starts_at, offset, meeting.time_zone)
 
 
 def agenda_closing_due(meeting: Meeting) -> datetime:
-    cutoff = meeting.starts_at - timedelta(hours=meeting.series.cutoff_hours)
-    return max(cutoff - AGENDA_CLOSING_NOTICE, clock.now())
+    """Return when the agenda-closing reminder goes (or now, if that is past)."""
+    return max(meeting.cutoff_at - AGENDA_CLOSING_NOTICE, clock.now())
 
 
 def opinion_due(meeting: Meeting) -> datetime:
+    """Return when the opinion-pending reminder goes (or now, if that is past)."""
     return max(meeting.starts_at - OPINION_PENDING_NOTICE, clock.now())
 
 
 def schedule_reminders(meeting: Meeting, user_id: int) -> None:
+    """Schedule the series' reminders of ``meeting`` for one attendee (those still ahead)."""
     now = clock.now()
     for offset in meeting.series.reminder_offsets_minutes or []:
         due = reminder_due(meeting, int(offset))
@@ -171,11 +173,13 @@ def schedule_reminders(meeting: Meeting, user_id: int) -> None:
 
 
 def is_core_specialist(user: User, meeting: Meeting) -> bool:
+    """Return True if ``user`` is an active specialist of a core discipline of the series."""
     return (user.is_active and user.has_role(Role.SPECIALIST)
             and user.discipline.value in (meeting.series.core_disciplines or []))
 
 
 def schedule_opinion_pending(meeting: Meeting, user: User) -> None:
+    """Schedule the opinion-pending reminder of ``meeting`` for a core specialist."""
     if not is_core_specialist(user, meeting):
         return
     key = _suffix(meeting, f"opinion_pending:m{meeting.id}:u{user.id}")
