@@ -1,6 +1,8 @@
 """HTML views for meeting series, meetings, agendas and attendance."""
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import (
     Blueprint,
     abort,
@@ -12,6 +14,7 @@ from flask import (
     url_for,
 )
 from flask_login import current_user
+from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from mdt import clock, timezones
@@ -30,7 +33,7 @@ from mdt.extensions import db
 from mdt.forms import choices
 from mdt.meetings import forms as f
 from mdt.meetings import services
-from mdt.meetings.models import ItemStatus, Meeting
+from mdt.meetings.models import AgendaItem, ItemStatus, Meeting
 from mdt.web import apply_field_errors, format_datetime
 
 bp = Blueprint("meetings", __name__)
@@ -360,11 +363,17 @@ def edit_item(item_id: int):
     return render_template("meetings/item_form.html", form=form, item=item), status
 
 
-def _item_action(item_id: int, action) -> WerkzeugResponse:
-    """Run ``action(item)`` for a POST button on the meeting page; commit or explain."""
+def _item_action(item_id: int, action: Callable[[AgendaItem], str | None],
+                 form: FlaskForm | None = None) -> WerkzeugResponse:
+    """Run ``action(item)`` for a POST button on the meeting page; commit or explain.
+
+    With a ``form``, the action runs only once the form validates.
+    """
     item = services.get_item(item_id)
     meeting_id = item.meeting_id
     try:
+        if form is not None and not form.validate():
+            raise InvalidError(_form_errors(form))
         message = action(item)
         db.session.commit()
         if message:
@@ -401,11 +410,9 @@ def triage(item_id: int):
     form = f.TriageForm()
 
     def act(item):
-        if not form.validate():
-            raise InvalidError(_form_errors(form))
         services.triage_item(item, form.triage.data, actor=current_user)
         return f"Triaged: {item.triage.label}."
-    return _item_action(item_id, act)
+    return _item_action(item_id, act, form)
 
 
 @bp.post("/items/<int:item_id>/status")
@@ -415,8 +422,6 @@ def item_status(item_id: int):
     form = f.StatusForm()
 
     def act(item):
-        if not form.validate():
-            raise InvalidError(_form_errors(form))
         services.set_item_status(item, form.status.data, form.reason.data, actor=current_user)
         return f"Item marked {item.status.label.lower()}."
     return _item_action(item_id, act)

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Load, joinedload, selectinload
 
 from mdt.auth.models import User
 from mdt.cases.models import Case
+from mdt.db import get_or_404
 from mdt.decisions.models import (
     Amendment,
     Consensus,
@@ -70,27 +71,19 @@ def get_visible_item(user: User, item_id: int) -> AgendaItem:
 
 def get_proposal(proposal_id: int) -> Proposal:
     """Return a proposal with its item, meeting and case, or 404."""
-    proposal = db.session.scalars(
-        select(Proposal).where(Proposal.id == proposal_id).options(
-            joinedload(Proposal.agenda_item).joinedload(AgendaItem.meeting),
-            joinedload(Proposal.agenda_item).joinedload(AgendaItem.case),
-            joinedload(Proposal.agenda_item).selectinload(AgendaItem.consensus),
-            joinedload(Proposal.author),
-            selectinload(Proposal.opinions),
-        )).unique().one_or_none()
-    if proposal is None:
-        raise NotFoundError("No such proposal.")
-    return proposal
+    return get_or_404(Proposal, proposal_id, "No such proposal.", options=(
+        joinedload(Proposal.agenda_item).joinedload(AgendaItem.meeting),
+        joinedload(Proposal.agenda_item).joinedload(AgendaItem.case),
+        joinedload(Proposal.agenda_item).selectinload(AgendaItem.consensus),
+        joinedload(Proposal.author),
+        selectinload(Proposal.opinions),
+    ))
 
 
 def get_consensus(consensus_id: int) -> Consensus:
     """Return a consensus with its item and meeting, or 404."""
-    consensus = db.session.scalars(
-        select(Consensus).where(Consensus.id == consensus_id).options(
-            joinedload(Consensus.agenda_item).joinedload(AgendaItem.meeting),
-            joinedload(Consensus.agenda_item).joinedload(AgendaItem.case),
-            *_consensus_options(Load(Consensus)),
-        )).unique().one_or_none()
-    if consensus is None:
-        raise NotFoundError("No such consensus.")
-    return consensus
+    return get_or_404(Consensus, consensus_id, "No such consensus.", options=(
+        joinedload(Consensus.agenda_item).joinedload(AgendaItem.meeting),
+        joinedload(Consensus.agenda_item).joinedload(AgendaItem.case),
+        *_consensus_options(Load(Consensus)),
+    ))
