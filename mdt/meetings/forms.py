@@ -148,8 +148,8 @@ class InviteForm(FlaskForm):
 
 class ResponseForm(FlaskForm):
     #: "Invited" is the state before an answer; it is never chosen.
-    response = SelectField("Your answer", choices=[
-        choice for choice in enum_choices(Response) if choice.value != Response.INVITED])
+    response = SelectField("Your answer", choices=choices(
+        (r.value, r.value.capitalize()) for r in Response if r != Response.INVITED))
 
 
 class PresenceForm(FlaskForm):
