@@ -3,13 +3,12 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from flask import Flask, current_app, flash, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 
-from mdt import clock
+from mdt import clock, timezones
 from mdt.errors import DomainError
 
 
@@ -17,7 +16,7 @@ def to_zone(moment: datetime | None, zone: str | None = None) -> datetime | None
     """Convert an aware UTC datetime to ``zone`` (default: the app's zone)."""
     if moment is None:
         return None
-    return moment.astimezone(ZoneInfo(zone or current_app.config["DEFAULT_TIME_ZONE"]))
+    return timezones.to_local(moment, zone)
 
 
 def format_datetime(moment: datetime | None, zone: str | None = None,

@@ -1,26 +1,19 @@
 """Sign-in and user administration forms."""
 from __future__ import annotations
 
-from zoneinfo import available_timezones
-
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField
-from wtforms.validators import DataRequired, Email, Length, Optional, ValidationError
+from wtforms.validators import DataRequired, Email, Length, Optional
 
 from mdt.auth.models import Discipline, Role
 from mdt.auth.passwords import MIN_LENGTH
-from mdt.forms import MultiCheckboxField, enum_choices
+from mdt.forms import MultiCheckboxField, enum_choices, valid_zone
 
 
 class LoginForm(FlaskForm):
     email = EmailField("E-mail", validators=[DataRequired(), Length(max=254)])
     password = PasswordField("Password", validators=[DataRequired()])
     remember = BooleanField("Keep me signed in on this device")
-
-
-def _valid_zone(form, field):
-    if field.data and field.data not in available_timezones():
-        raise ValidationError("Unknown time zone; use a name such as Asia/Shanghai.")
 
 
 class UserForm(FlaskForm):
@@ -30,7 +23,7 @@ class UserForm(FlaskForm):
     discipline = SelectField("Discipline", choices=enum_choices(Discipline))
     roles = MultiCheckboxField("Roles", choices=enum_choices(Role),
                                validators=[DataRequired(message="Choose at least one role.")])
-    time_zone = StringField("Time zone", validators=[Optional(), _valid_zone],
+    time_zone = StringField("Time zone", validators=[Optional(), valid_zone],
                             description="For times in e-mails, e.g. Asia/Shanghai. "
                                         "Empty: the meeting's zone.")
     is_active = BooleanField("Active (may sign in)", default=True)

@@ -10,9 +10,10 @@ from sqlalchemy.orm import joinedload
 from mdt import clock
 from mdt.audit.services import record
 from mdt.auth.models import User
+from mdt.db import get_or_404
 from mdt.delivery.models import DispatcherRun
 from mdt.delivery.services import Status
-from mdt.errors import ConflictError, NotFoundError
+from mdt.errors import ConflictError
 from mdt.extensions import db
 from mdt.notifications.models import Notification
 
@@ -62,9 +63,8 @@ RESENDABLE = {Status.FAILED, Status.CANCELLED, Status.SENT}
 
 def resend(notification_id: int, *, actor: User | None) -> Notification:
     """Queue a failed, cancelled or sent notification again (attempts reset, audited)."""
-    notification = db.session.get(Notification, notification_id)
-    if notification is None:
-        raise NotFoundError(f"There is no notification {notification_id}.")
+    notification = get_or_404(Notification, notification_id,
+                              f"There is no notification {notification_id}.")
     if notification.status not in RESENDABLE:
         raise ConflictError(f"Notification {notification_id} is {notification.status.value}; "
                             "only failed, cancelled or sent ones can be resent.")

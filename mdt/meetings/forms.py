@@ -1,8 +1,6 @@
 """Forms for series, meetings, agenda items and attendance."""
 from __future__ import annotations
 
-from zoneinfo import available_timezones
-
 from flask_wtf import FlaskForm
 from wtforms import (
     DateField,
@@ -24,7 +22,7 @@ from wtforms.validators import (
 )
 
 from mdt.auth.models import Discipline
-from mdt.forms import MultiCheckboxField, choices, enum_choices
+from mdt.forms import MultiCheckboxField, choices, enum_choices, valid_zone
 from mdt.meetings.models import (
     DEFAULT_CORE_DISCIPLINES,
     DEFAULT_REMINDER_OFFSETS,
@@ -35,11 +33,6 @@ from mdt.meetings.models import (
 )
 
 WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
-
-
-def _valid_zone(form, field) -> None:
-    if field.data and field.data.strip() not in available_timezones():
-        raise ValidationError("Unknown time zone; use an IANA name such as Asia/Shanghai.")
 
 
 def _at_least_one(form, field) -> None:
@@ -70,7 +63,7 @@ class SeriesForm(FlaskForm):
                        description='For example "Bone metastasis MDT".')
     weekday = SelectField("Weekday", choices=choices((str(i), d) for i, d in enumerate(WEEKDAYS)))
     start_time = TimeField("Start time (local)", validators=[InputRequired()])
-    time_zone = StringField("Time zone", validators=[DataRequired(), Length(max=64), _valid_zone],
+    time_zone = StringField("Time zone", validators=[DataRequired(), Length(max=64), valid_zone],
                             description="IANA name, e.g. Asia/Shanghai or Europe/London. "
                                         "The local start time is kept across daylight-saving "
                                         "changes.")
