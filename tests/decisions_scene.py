@@ -35,7 +35,8 @@ class Scene:
 
 def build_scene(make, *, started: bool = False, present: bool = True) -> Scene:
     """A meeting (future, or started an hour ago) with its core team, a chair and one case."""
-    chair = make.user(roles=(Role.SPECIALIST,), discipline=Discipline.RADIOLOGY, name="Chair Person")
+    chair = make.user(roles=(Role.SPECIALIST,), discipline=Discipline.RADIOLOGY,
+                      name="Chair Person")
     starts_at = (clock.now() + (timedelta(hours=-1) if started else timedelta(days=3))).replace(
         microsecond=0)
     meeting = make.meeting(chair=chair, starts_at=starts_at)

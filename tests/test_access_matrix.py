@@ -105,7 +105,7 @@ def test_get_routes_answer_each_role_as_expected_and_change_nothing(app, login_a
         if "GET" not in rule.methods or rule.endpoint == "static":
             continue
         url = rule.build({k: demo[k] for k in rule.arguments})[1]
-        for persona, expected in zip(PERSONAS, EXPECTED[rule.endpoint]):
+        for persona, expected in zip(PERSONAS, EXPECTED[rule.endpoint], strict=True):
             response = _client_for(app, login_as, persona).get(url)
             seen[(rule.endpoint, persona)] = response.status_code
             wanted[(rule.endpoint, persona)] = expected

@@ -34,7 +34,8 @@ def test_creating_and_editing_a_case_shows_in_its_history(client, make, login_as
     assert "Zhang Min" not in html  # no patient name in the audit trail
 
 
-def test_history_in_the_app_zone_for_a_viewer_without_one(client, make, login_as, frozen_clock, app):
+def test_history_in_the_app_zone_for_a_viewer_without_one(client, make, login_as, frozen_clock,
+                                                          app):
     case = make.case()
     frozen_clock(utc(2026, 11, 27, 6, 30))
     login_as(case.referring_clinician)

@@ -36,7 +36,8 @@ def test_wrong_password_shows_error_next_to_field_and_is_audited(client, make):
     assert response.status_code == 200
     assert "E-mail or password not recognised" in response.get_data(as_text=True)
     assert 'value="doc@example.org"' in response.get_data(as_text=True)
-    failed = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "auth.login_failed")).one()
+    failed = db.session.scalars(select(AuditEntry)
+                                .where(AuditEntry.action == "auth.login_failed")).one()
     assert failed.data["reason"] == "wrong password"
 
 
@@ -72,7 +73,8 @@ def test_open_redirect_is_refused(client, make):
 
 def test_cli_creates_user_with_password_from_environment(app):
     runner = app.test_cli_runner()
-    result = runner.invoke(args=["user", "create", "--email", "New@Example.org", "--name", "New Person",
+    result = runner.invoke(args=["user", "create", "--email", "New@Example.org",
+                                 "--name", "New Person",
                                  "--discipline", "orthopaedics", "--role", "specialist",
                                  "--role", "clinician"],
                            env={"MDT_NEW_USER_PASSWORD": "a long password"})
@@ -141,7 +143,8 @@ def test_form_fields_carry_aria_attributes_only_with_errors(client, make):
     assert "None" not in body
     assert "aria-invalid" not in body
     make.user(email="doc@example.org")
-    body = client.post("/login", data={"email": "doc@example.org", "password": "wrong"}).get_data(as_text=True)
+    body = client.post("/login", data={"email": "doc@example.org",
+                                       "password": "wrong"}).get_data(as_text=True)
     assert 'aria-invalid="true"' in body and 'aria-describedby="password-err"' in body
 
 
@@ -176,7 +179,8 @@ def test_a_successful_sign_in_clears_earlier_failures(client, make, frozen_clock
     for _ in range(4):
         client.post("/login", data={"email": "doc@example.org", "password": "guess"})
     frozen_clock(start + timedelta(seconds=1))
-    assert client.post("/login", data={"email": "doc@example.org", "password": PASSWORD}).status_code == 302
+    assert client.post("/login", data={"email": "doc@example.org",
+                                       "password": PASSWORD}).status_code == 302
     client.post("/logout")
     frozen_clock(start + timedelta(seconds=2))
     for _ in range(4):

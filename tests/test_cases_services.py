@@ -48,14 +48,16 @@ def test_refer_registers_a_new_patient_and_audits_both(make):
     assert case.primary_site == "Lung"
     assert case.egfr_status == MarkerStatus.POSITIVE and case.alk_status == MarkerStatus.NOT_TESTED
     assert actions(case.id) == ["patient.created", "case.created"]
-    created = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "case.created")).one()
+    created = db.session.scalars(select(AuditEntry)
+                                 .where(AuditEntry.action == "case.created")).one()
     assert created.actor_id == clinician.id
     assert created.data["pdl1_tps"] == 60 and created.data["patient_id"] == case.patient_id
     assert "Li Wei" not in created.summary and "Li Wei" not in str(created.data)
 
 
 def test_refer_reuses_an_existing_patient_when_details_match_or_are_blank(make):
-    patient = make.patient(hospital_number="H0002", name="Wang Fang", date_of_birth=date(1970, 1, 1))
+    patient = make.patient(hospital_number="H0002", name="Wang Fang",
+                           date_of_birth=date(1970, 1, 1))
     clinician = make.clinician()
     first = services.create_case(patient=services.PatientInput(
         "h0002", name="wang  fang", date_of_birth=date(1970, 1, 1)), values=VALUES, actor=clinician)
@@ -183,7 +185,8 @@ def test_failed_insert_leaves_neither_case_nor_audit_entry(make, monkeypatch):
 
 def test_database_check_constraint_failure_rolls_back_the_change_and_its_entry(make, monkeypatch):
     case = make.case(ecog=1)
-    monkeypatch.setattr(referral, "clean_case_values", lambda values, case=None: values)  # skip our checks
+    monkeypatch.setattr(referral, "clean_case_values",
+                        lambda values, case=None: values)  # skip our checks
     with pytest.raises(ConflictError):  # ck_cases_ecog_range refuses it in the database
         services.update_case(case, expected_version=1, actor=case.referring_clinician,
                              values={"ecog": 9})
@@ -230,7 +233,8 @@ def test_add_reference_validates_and_audits(make, frozen_clock):
                                  url="https://pacs.example.org/study/1", actor=actor)
     db.session.commit()
     assert ref.id and ref.case_id == case.id
-    entry = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "reference.added")).one()
+    entry = db.session.scalars(select(AuditEntry)
+                               .where(AuditEntry.action == "reference.added")).one()
     assert entry.case_id == case.id and entry.data["accession_number"] == "RAD-1"
 
 
@@ -271,7 +275,8 @@ def test_list_cases_by_role_and_search(make):
     assert {c.id for c in services.list_cases(make.admin(), include_closed=True)} == {
         mine.id, theirs.id, closed.id}
     number = theirs.patient.hospital_number.lower()
-    assert [c.id for c in services.list_cases(make.coordinator(), hospital_number=number)] == [theirs.id]
+    assert [c.id for c in services.list_cases(make.coordinator(),
+                                              hospital_number=number)] == [theirs.id]
     assert services.list_cases(referrer, hospital_number=number).items == []
 
 

@@ -58,7 +58,8 @@ def test_clinician_refers_a_new_patient(client, make, login_as):
     detail = page(client.get(f"/cases/{case.id}"))
     assert f"Case {case.id} referred." in detail
     assert "Zhang Min" in detail and "exon 19 deletion" in detail and "Osimertinib" in detail
-    entries = list(db.session.scalars(select(AuditEntry.action).where(AuditEntry.case_id == case.id)))
+    entries = list(db.session.scalars(select(AuditEntry.action)
+                                      .where(AuditEntry.case_id == case.id)))
     assert entries == ["patient.created", "case.created"]
 
 
@@ -86,7 +87,8 @@ def test_existing_patient_is_shown_for_confirmation_before_use(client, make, log
     login_as(make.clinician())
     looked_up = page(client.post("/cases/new", data={"hospital_number": "h7002",
                                                      "lookup": "Look up hospital number"}))
-    assert "Registered patient:" in looked_up and "Chen Jie" in looked_up and "03 Feb 1955" in looked_up
+    assert ("Registered patient:" in looked_up and "Chen Jie" in looked_up
+            and "03 Feb 1955" in looked_up)
     blank = {**REFERRAL, "hospital_number": "H7002", "patient_name": "", "date_of_birth": "",
              "sex": "", "submit": "Refer case"}
     first = client.post("/cases/new", data=blank)  # not yet confirmed: shown, not saved
@@ -129,7 +131,8 @@ def test_clinician_cannot_name_another_referrer(client, make, login_as):
     me, other = make.clinician(), make.clinician()
     login_as(me)
     assert "Referring clinician" not in page(client.get("/cases/new"))
-    client.post("/cases/new", data={**REFERRAL, "referrer_id": str(other.id), "submit": "Refer case"})
+    client.post("/cases/new", data={**REFERRAL, "referrer_id": str(other.id),
+                                    "submit": "Refer case"})
     assert only_case().referring_clinician_id == me.id
 
 
@@ -242,7 +245,8 @@ def test_add_and_retract_a_reference(client, make, login_as):
     assert db.session.get(CaseReference, ref.id).retraction_reason == "Wrong study"
     html = page(client.get(f"/cases/{case.id}"))
     assert 'class="retracted"' in html and "Wrong study" in html
-    actions = list(db.session.scalars(select(AuditEntry.action).where(AuditEntry.case_id == case.id)))
+    actions = list(db.session.scalars(select(AuditEntry.action)
+                                      .where(AuditEntry.case_id == case.id)))
     assert actions == ["reference.added", "reference.retracted"]
 
 
@@ -262,7 +266,8 @@ def test_search_by_hospital_number_is_posted_never_in_the_url(client, make, logi
     login_as(make.coordinator())
     html = page(client.get("/cases"))
     assert 'method="post" action="/cases"' in html
-    response = client.post("/cases", data={"hospital_number": target.patient.hospital_number.lower()})
+    response = client.post("/cases",
+                           data={"hospital_number": target.patient.hospital_number.lower()})
     html = page(response)
     assert f"/cases/{target.id}\"" in html and f"/cases/{other.id}\"" not in html
     assert target.patient.hospital_number not in response.request.url

@@ -22,7 +22,8 @@ from .decisions_scene import build_scene
 def _form(s, **kw):
     data = {"outcome": "agreed", "recommendation": "SBRT 24 Gy in 2 fractions to T7.",
             "intent": "palliative", "responsible_clinician_id": str(s.referrer.id),
-            "actions-0-description": "Book SBRT planning CT", "actions-0-owner_id": str(s.radonc.id),
+            "actions-0-description": "Book SBRT planning CT",
+            "actions-0-owner_id": str(s.radonc.id),
             "actions-0-due_on": "2026-12-04", "dissent": "", "confirm": "y"}
     data.update(kw)
     return {k: v for k, v in data.items() if v is not None}
@@ -88,7 +89,8 @@ def test_only_the_chair_may_sign(client, make, login_as):
     login_as(s.other_clinician)
     assert client.get(f"/items/{s.item.id}/consensus").status_code == 404
     with pytest.raises(ForbiddenError):
-        services.sign_consensus(s.coordinator, s.item, services.ConsensusInput(outcome=Outcome.NO_CONSENSUS, reason="x"))
+        services.sign_consensus(s.coordinator, s.item,
+                                services.ConsensusInput(outcome=Outcome.NO_CONSENSUS, reason="x"))
     assert _consensus() is None
 
 
@@ -117,7 +119,9 @@ def test_deferred_and_no_consensus_need_a_reason(client, make, login_as, outcome
 
 def test_deferred_sets_the_item_deferred_with_the_reason(make):
     s = build_scene(make, started=True)
-    services.sign_consensus(s.chair, s.item, services.ConsensusInput(outcome=Outcome.DEFERRED, reason="Awaiting MRI"))
+    services.sign_consensus(s.chair, s.item,
+                            services.ConsensusInput(outcome=Outcome.DEFERRED,
+                                                    reason="Awaiting MRI"))
     db.session.commit()
     db.session.expire_all()
     assert (s.item.status, s.item.status_reason) == (ItemStatus.DEFERRED, "Awaiting MRI")
@@ -126,7 +130,8 @@ def test_deferred_sets_the_item_deferred_with_the_reason(make):
 
 def test_no_consensus_sets_the_item_discussed(make):
     s = build_scene(make, started=True)
-    services.sign_consensus(s.chair, s.item, services.ConsensusInput(outcome=Outcome.NO_CONSENSUS, reason="Split"))
+    services.sign_consensus(s.chair, s.item,
+                            services.ConsensusInput(outcome=Outcome.NO_CONSENSUS, reason="Split"))
     db.session.commit()
     db.session.expire_all()
     assert s.item.status == ItemStatus.DISCUSSED
@@ -136,7 +141,8 @@ def test_signing_an_item_a_coordinator_already_marked_discussed(make):
     s = build_scene(make, started=True)
     s.item.status = ItemStatus.DISCUSSED
     db.session.commit()
-    services.sign_consensus(s.chair, s.item, services.ConsensusInput(outcome=Outcome.DEFERRED, reason="Need biopsy"))
+    services.sign_consensus(s.chair, s.item,
+                            services.ConsensusInput(outcome=Outcome.DEFERRED, reason="Need biopsy"))
     db.session.commit()
     db.session.expire_all()
     assert (s.item.status, s.item.status_reason) == (ItemStatus.DEFERRED, "Need biopsy")
@@ -164,13 +170,17 @@ def test_adopted_proposals_must_be_open_proposals_of_the_item(make):
     elsewhere = make.proposal(author=s.radonc)
     for ids in ([gone.id], [elsewhere.id]):
         with pytest.raises(InvalidError) as exc:
-            services.sign_consensus(s.chair, s.item, services.ConsensusInput(outcome=Outcome.AGREED, recommendation="x",
-                                    responsible_clinician_id=s.referrer.id, adopted_ids=ids))
+            services.sign_consensus(s.chair, s.item,
+                                    services.ConsensusInput(outcome=Outcome.AGREED,
+                                                            recommendation="x",
+                                                            responsible_clinician_id=s.referrer.id,
+                                                            adopted_ids=ids))
         assert "adopted" in exc.value.fields
     kept = make.proposal(item=s.item, author=s.radonc)
     with pytest.raises(InvalidError) as exc:
-        services.sign_consensus(s.chair, s.item, services.ConsensusInput(outcome=Outcome.NO_CONSENSUS, reason="x",
-                                adopted_ids=[kept.id]))
+        services.sign_consensus(s.chair, s.item,
+                                services.ConsensusInput(outcome=Outcome.NO_CONSENSUS, reason="x",
+                                                        adopted_ids=[kept.id]))
     assert exc.value.fields["adopted"] == "Only an agreed recommendation adopts proposals."
 
 
@@ -231,11 +241,15 @@ def test_two_signings_racing_leave_one_consensus(make, app, monkeypatch):
     services.check_can_sign(s.chair, mine)
     chair_id = s.chair.id
     with app.app_context():
-        services.sign_consensus(db.session.get(User, chair_id), services.get_item(s.item.id), services.ConsensusInput(outcome=Outcome.NO_CONSENSUS, reason="First"))
+        services.sign_consensus(db.session.get(User, chair_id), services.get_item(s.item.id),
+                                services.ConsensusInput(outcome=Outcome.NO_CONSENSUS,
+                                                        reason="First"))
         db.session.commit()
     monkeypatch.setattr(consensus, "check_can_sign", lambda *a: None)  # passed, as in the race
     with pytest.raises(ConflictError, match="just been signed"):
-        services.sign_consensus(s.chair, mine, services.ConsensusInput(outcome=Outcome.NO_CONSENSUS, reason="Second"))
+        services.sign_consensus(s.chair, mine,
+                                services.ConsensusInput(outcome=Outcome.NO_CONSENSUS,
+                                                        reason="Second"))
     db.session.rollback()
     assert _consensus().reason == "First"
 
@@ -243,9 +257,11 @@ def test_two_signings_racing_leave_one_consensus(make, app, monkeypatch):
 def test_no_signing_before_the_meeting_or_when_cancelled(make):
     s = build_scene(make)
     with pytest.raises(InvalidError, match="not started"):
-        services.sign_consensus(s.chair, s.item, services.ConsensusInput(outcome=Outcome.NO_CONSENSUS, reason="x"))
+        services.sign_consensus(s.chair, s.item,
+                                services.ConsensusInput(outcome=Outcome.NO_CONSENSUS, reason="x"))
     s2 = build_scene(make, started=True)
     s2.meeting.status = MeetingStatus.CANCELLED
     db.session.commit()
     with pytest.raises(InvalidError, match="cancelled"):
-        services.sign_consensus(s2.chair, s2.item, services.ConsensusInput(outcome=Outcome.NO_CONSENSUS, reason="x"))
+        services.sign_consensus(s2.chair, s2.item,
+                                services.ConsensusInput(outcome=Outcome.NO_CONSENSUS, reason="x"))

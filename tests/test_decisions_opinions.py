@@ -52,7 +52,7 @@ def test_the_form_shows_the_current_opinion(client, make, login_as):
     make.opinion(p, s.ortho, Stance.ABSTAIN, "Not my field")
     login_as(s.ortho)
     html = client.get(f"/items/{s.item.id}").get_data(as_text=True)
-    assert f'<input checked id="p{p.id}-stance-2" name="p{p.id}-stance" required type="radio" value="abstain">' in html
+    assert f'<input checked id="p{p.id}-stance-2" name="p{p.id}-stance" required type="radio" value="abstain">' in html  # noqa: E501
     assert "Not my field</textarea>" in html
     assert "Change my opinion" in html
 
@@ -101,7 +101,9 @@ def test_opinions_close_once_the_item_is_decided(client, make, login_as, decide)
         s.item.status = ItemStatus.DISCUSSED
         db.session.commit()
     else:
-        services.sign_consensus(s.chair, s.item, services.ConsensusInput(outcome="no_consensus", reason="Split team"))
+        services.sign_consensus(s.chair, s.item,
+                                services.ConsensusInput(outcome="no_consensus",
+                                                        reason="Split team"))
         db.session.commit()
     login_as(s.ortho)
     response = client.post(f"/proposals/{p.id}/opinion",

@@ -39,8 +39,9 @@ def _setup(make):
     s = build_scene(make, started=True)
     proposal = make.proposal(item=s.item, author=s.radonc)
     signed_item = make.item(meeting=s.meeting, case=make.case(referrer=s.referrer))
-    consensus = services.sign_consensus(s.chair, signed_item, services.ConsensusInput(outcome=Outcome.DEFERRED,
-                                        reason="Awaiting MRI"))
+    consensus = services.sign_consensus(s.chair, signed_item,
+                                        services.ConsensusInput(outcome=Outcome.DEFERRED,
+                                                                reason="Awaiting MRI"))
     db.session.commit()
     ids = {"item": s.item.id, "case": s.item.case_id, "proposal": proposal.id,
            "consensus": consensus.id}

@@ -27,10 +27,13 @@ def _signed_scene(make):
     make.opinion(sbrt, s.radonc, Stance.SUPPORT)
     make.opinion(sbrt, s.ortho, Stance.OBJECT, "Posterior wall")
     consensus = services.sign_consensus(
-        s.chair, s.item, services.ConsensusInput(outcome=Outcome.AGREED, recommendation="SBRT then denosumab",
-        intent=Intent.PALLIATIVE, responsible_clinician_id=s.referrer.id,
-        adopted_ids=[sbrt.id, deno.id], dissent="Ortho (Orthopaedics): posterior wall",
-        actions=[services.ActionInput("Dental review", s.medonc.id, date(2026, 12, 10))]))
+        s.chair, s.item,
+        services.ConsensusInput(outcome=Outcome.AGREED, recommendation="SBRT then denosumab",
+                                intent=Intent.PALLIATIVE, responsible_clinician_id=s.referrer.id,
+                                adopted_ids=[sbrt.id, deno.id],
+                                dissent="Ortho (Orthopaedics): posterior wall",
+                                actions=[services.ActionInput("Dental review", s.medonc.id,
+                                                              date(2026, 12, 10))]))
     services.add_amendment(s.chair, consensus, reason="Dose clarified",
                            correction="SBRT 24 Gy in 2 fractions")
     db.session.commit()
@@ -86,8 +89,9 @@ def test_report_access_follows_the_case(client, make, login_as):
 
 def test_responsible_clinician_who_did_not_refer_reads_the_report(client, make, login_as):
     s = build_scene(make, started=True)
-    services.sign_consensus(s.chair, s.item, services.ConsensusInput(outcome=Outcome.AGREED, recommendation="SBRT",
-                            responsible_clinician_id=s.other_clinician.id))
+    services.sign_consensus(s.chair, s.item,
+                            services.ConsensusInput(outcome=Outcome.AGREED, recommendation="SBRT",
+                                                    responsible_clinician_id=s.other_clinician.id))
     db.session.commit()
     login_as(s.other_clinician)
     assert client.get(f"/cases/{s.item.case_id}/report").status_code == 200
@@ -96,7 +100,7 @@ def test_responsible_clinician_who_did_not_refer_reads_the_report(client, make, 
 
 def test_report_runs_a_fixed_number_of_queries(client, make, login_as, count_queries):
     small, large = _signed_scene(make), _signed_scene(make)
-    for k in range(8):
+    for _k in range(8):
         p = make.proposal(item=large.item, author=large.radonc, modality=Modality.OTHER)
         make.opinion(p, large.ortho, Stance.ABSTAIN)
     counts = []

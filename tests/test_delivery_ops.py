@@ -171,7 +171,8 @@ def test_ops_page_runs_a_fixed_number_of_queries(make, client, login_as, count_q
 
 def test_nav_links_the_delivery_page_for_coordinators_only(make, client, login_as):
     login_as(make.coordinator())
-    assert 'href="/admin/notifications"' in client.get("/admin/notifications").get_data(as_text=True)
+    assert 'href="/admin/notifications"' in client.get(
+        "/admin/notifications").get_data(as_text=True)
     login_as(make.specialist())
     home = client.get("/")
     assert home.status_code == 200 and 'class="mainnav"' in home.get_data(as_text=True)

@@ -1,6 +1,7 @@
 """Delivery in-process: claim, send, retry, fail, dispatch, lease, status, resend."""
 from __future__ import annotations
 
+import itertools
 import smtplib
 from datetime import timedelta
 from email.message import EmailMessage
@@ -23,13 +24,13 @@ from .factories import utc
 
 NOW = utc(2026, 12, 3, 9, 0)
 S = NotificationStatus
+_NUMBERS = itertools.count(1)  # one sequence for the whole session: dedup keys stay unique
 
 
-def make_notification(user, *, due_at=None, status=S.PENDING, send_email=True, n=[0], **kw):
-    n[0] += 1
+def make_notification(user, *, due_at=None, status=S.PENDING, send_email=True, **kw):
     row = Notification(kind=NotificationKind.CONSENSUS_SIGNED, recipient=user,
                        due_at=due_at or NOW - timedelta(minutes=1), status=status,
-                       dedup_key=f"test:{n[0]}", send_email=send_email, **kw)
+                       dedup_key=f"test:{next(_NUMBERS)}", send_email=send_email, **kw)
     db.session.add(row)
     db.session.commit()
     return row
@@ -153,7 +154,8 @@ def test_transient_errors_retry_with_backoff_then_send(make, backend, rendered, 
     # Not published again by the dispatcher while the retry waits.
     assert dispatcher.due_batch() == []
     second = delivery.deliver(row.id)
-    assert (second.outcome, second.retry_in) == (Outcome.RETRY, 2 * app.config["NOTIFY_RETRY_DELAY"])
+    assert (second.outcome, second.retry_in) == (Outcome.RETRY,
+                                                 2 * app.config["NOTIFY_RETRY_DELAY"])
     assert delivery.deliver(row.id).outcome == Outcome.SENT
     assert len(backend.sent) == 1
     assert fresh(row.id).attempts == 3
@@ -294,7 +296,8 @@ def test_resend_puts_the_row_back_and_audits(make, status):
     db.session.commit()
     row = fresh(row.id)
     assert (row.status, row.attempts, row.last_error, row.sent_at) == (S.PENDING, 0, None, None)
-    entry = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "notification.resend")).one()
+    entry = db.session.scalars(select(AuditEntry)
+                               .where(AuditEntry.action == "notification.resend")).one()
     assert (entry.actor_id, entry.object_id, entry.data) == (
         coordinator.id, row.id, {"status": [status.value, "pending"]})
 

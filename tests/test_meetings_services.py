@@ -92,7 +92,8 @@ def test_series_keeps_local_time_across_the_end_of_summer_time(make, frozen_cloc
 def test_create_series_validates_zone_and_generates(make, frozen_clock, hooks):
     frozen_clock(NOW)
     with pytest.raises(InvalidError) as exc:
-        services.create_series(name="X", weekday=1, start_time=time(8, 0), time_zone="Mars/Base", actor=None)
+        services.create_series(name="X", weekday=1, start_time=time(8, 0), time_zone="Mars/Base",
+                               actor=None)
     assert "time_zone" in exc.value.fields
     db.session.rollback()
     series = services.create_series(name="Bone metastasis MDT", weekday=1, start_time=time(8, 0),
@@ -126,7 +127,8 @@ def test_reschedule_bumps_sequence_and_calls_hook(make, frozen_clock, hooks):
     assert meeting.starts_at == new_start and meeting.sequence == 1
     assert named(hooks, "on_meeting_rescheduled") == [(meeting,)]
     services.update_meeting(meeting, expected_version=meeting.version, starts_at=new_start,
-                            duration_minutes=90, location="Room 9", video_url=None, chair_id=None, actor=None)
+                            duration_minutes=90, location="Room 9", video_url=None, chair_id=None,
+                            actor=None)
     assert meeting.sequence == 2 and len(named(hooks, "on_meeting_rescheduled")) == 1
 
 
@@ -276,10 +278,12 @@ def test_stale_item_edit_is_a_conflict(make, frozen_clock):
     frozen_clock(NOW)
     item = make.item()
     stale = item.version
-    services.update_item(item, expected_version=stale, minutes_allotted=20, presenter_id=None, actor=None)
+    services.update_item(item, expected_version=stale, minutes_allotted=20, presenter_id=None,
+                         actor=None)
     db.session.commit()
     with pytest.raises(ConflictError):
-        services.update_item(item, expected_version=stale, minutes_allotted=5, presenter_id=None, actor=None)
+        services.update_item(item, expected_version=stale, minutes_allotted=5, presenter_id=None,
+                             actor=None)
 
 
 # --- carry-over ---------------------------------------------------------------
@@ -428,7 +432,8 @@ def test_quorum_lists_present_and_missing_disciplines(make, frozen_clock):
     q = services.quorum(meeting)
     assert not q.is_quorate
     assert q.present_disciplines == [Discipline.RADIATION_ONCOLOGY, Discipline.ORTHOPAEDICS]
-    assert q.missing_disciplines == [Discipline.INTERVENTIONAL_RADIOLOGY, Discipline.MEDICAL_ONCOLOGY]
+    assert q.missing_disciplines == [Discipline.INTERVENTIONAL_RADIOLOGY,
+                                     Discipline.MEDICAL_ONCOLOGY]
     assert len(q.present_attendees) == 3
     make.attendance(meeting, team[Discipline.INTERVENTIONAL_RADIOLOGY])
     absent = db.session.scalars(select(Attendance).where(

@@ -137,7 +137,8 @@ def test_clinician_sees_only_own_patients_identifiers(client, make, login_as, fr
     meeting = make.meeting()
     make.item(meeting=meeting, case=make.case(referrer=clinician,
                                               patient=make.patient(hospital_number="HOWN1")))
-    other = make.item(meeting=meeting, case=make.case(patient=make.patient(hospital_number="HOTH2")))
+    other = make.item(meeting=meeting,
+                      case=make.case(patient=make.patient(hospital_number="HOTH2")))
     login_as(clinician)
     html = page(client.get(f"/meetings/{meeting.id}"))
     assert "HOWN1" in html and "HOTH2" not in html and f"Case {other.case_id}" in html
@@ -291,7 +292,8 @@ def test_carry_over_through_the_page(client, coordinator, make):
     response = client.post(f"/items/{item.id}/carry-over", follow_redirects=True)
     assert "carried over" in page(response)
     db.session.expire_all()
-    new_item = db.session.scalars(select(AgendaItem).where(AgendaItem.meeting_id == second.id)).one()
+    new_item = db.session.scalars(select(AgendaItem)
+                                  .where(AgendaItem.meeting_id == second.id)).one()
     assert item.carried_to_id == new_item.id and item.status_reason == "Not reached"
     assert proposal.agenda_item_id == new_item.id
     again = client.post(f"/items/{item.id}/carry-over", follow_redirects=True)
@@ -419,7 +421,8 @@ def test_status_and_carry_over_from_the_item_page_return_to_the_item_page(client
     item = make.item(meeting=past)
     login_as(make.coordinator())
     response = client.post(f"/items/{item.id}/status",
-                           data={"status": "deferred", "reason": "Awaiting CT", "return_to": "item"})
+                           data={"status": "deferred", "reason": "Awaiting CT",
+                                 "return_to": "item"})
     assert response.headers["Location"] == f"/items/{item.id}"
     response = client.post(f"/items/{item.id}/carry-over", data={"return_to": "item"})
     db.session.expire_all()

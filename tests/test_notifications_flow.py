@@ -1,4 +1,5 @@
-"""Through the other features' services: their changes write the right rows, and the e-mails follow."""
+"""Through the other features' services: their changes write the right rows, and the e-mails
+follow."""
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
@@ -89,7 +90,8 @@ def test_invite_reschedule_cancel_through_meeting_services(make, frozen_clock):
     assert {r.due_at for r in rows(kind=K.MEETING_REMINDER)} == {
         utc(2026, 12, 9, 8, 0), utc(2026, 12, 10, 7, 0)}
 
-    meetings.cancel_meeting(meeting, reason="Bank holiday", expected_version=meeting.version, actor=None)
+    meetings.cancel_meeting(meeting, reason="Bank holiday", expected_version=meeting.version,
+                            actor=None)
     db.session.commit()
     assert all(r.status == NotificationStatus.CANCELLED for r in rows(kind=K.MEETING_REMINDER))
     cancel = next(r for r in rows(status=NotificationStatus.PENDING)

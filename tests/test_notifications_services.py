@@ -56,7 +56,7 @@ def test_attendee_added_invites_and_schedules_reminders_once(meeting, make):
     services.on_attendee_added(attendance)  # a second run adds nothing
     db.session.commit()
     found = keyed()
-    m, u, a = meeting.id, person.id, attendance.id
+    m, u, _a = meeting.id, person.id, attendance.id
     assert set(found) == {f"invitation:m{m}:u{u}:r0:s0",
                           f"meeting_reminder:m{m}:u{u}:1440", f"meeting_reminder:m{m}:u{u}:60"}
     invitation = found[f"invitation:m{m}:u{u}:r0:s0"]
@@ -101,7 +101,7 @@ def test_reschedule_moves_pending_reminders_and_sends_an_update(meeting, make):
     db.session.commit()
 
     found = keyed()
-    m, u, a = meeting.id, person.id, attendance.id
+    m, u, _a = meeting.id, person.id, attendance.id
     assert len(found) == 4
     day = found[f"meeting_reminder:m{m}:u{u}:1440"]
     assert day.id == first[f"meeting_reminder:m{m}:u{u}:1440"].id  # moved, not replaced

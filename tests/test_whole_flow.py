@@ -132,8 +132,10 @@ def test_whole_flow_from_scheduling_to_report(app, make, login_as, frozen_clock,
 
     # At the meeting: presence, then the chair signs.
     frozen_clock(meeting.starts_at + timedelta(minutes=30))
-    for attendance in db.session.scalars(select(Attendance).where(Attendance.meeting_id == meeting.id)):
-        _post(clients["coordinator"], f"/attendances/{attendance.id}/presence", {"presence": "present"})
+    for attendance in db.session.scalars(select(Attendance)
+                                         .where(Attendance.meeting_id == meeting.id)):
+        _post(clients["coordinator"], f"/attendances/{attendance.id}/presence",
+              {"presence": "present"})
     _post(clients["chair"], f"/items/{item.id}/consensus", {
         "outcome": "agreed", "recommendation": "SBRT 24 Gy in 2 fractions to T7.",
         "adopted": [str(sbrt.id)], "intent": "palliative",
