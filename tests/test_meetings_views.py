@@ -430,3 +430,16 @@ def test_status_and_carry_over_from_the_item_page_return_to_the_item_page(client
     assert response.headers["Location"] == f"/items/{item.carried_to_id}"
     response = client.post(f"/items/{item.id}/status", data={"status": "withdrawn"})
     assert response.headers["Location"].startswith(f"/meetings/{past.id}")
+
+
+def test_the_answer_select_shows_the_invitees_own_answer(client, make, login_as):
+    meeting = make.meeting()
+    person = make.specialist()
+    make.attendance(meeting, person, present=False, response=Response.APOLOGIES)
+    login_as(person)
+    html = client.get(f"/meetings/{meeting.id}").get_data(as_text=True)
+    select = re.search(r'<select id="response-\d+" name="response">(.*?)</select>', html, re.S)
+    assert select is not None
+    assert re.findall(r"<option[^>]*>([^<]+)</option>", select.group(1)) == [
+        "Accepted", "Declined", "Apologies"]
+    assert '<option selected value="apologies">' in select.group(1)
