@@ -21,9 +21,22 @@ from flask import Config, Flask
 
 DEFAULT_SECRET_KEY = "dev-insecure-secret-key-change-me"
 
+#: The values ``MDT_ENV`` may take; anything else refuses to start.
+ENVIRONMENTS = ("development", "test", "production")
+
+#: A production ``MDT_SECRET_KEY`` has at least this many bytes.
+MIN_SECRET_KEY_BYTES = 32
+
 #: Settings whose default depends on the instance folder or the environment
 #: (``None`` here; filled in by ``_derived_defaults`` when not set).
-_DERIVED = ("DATABASE_URL", "BROKER_URL", "MAIL_BACKEND", "MAIL_SINK_DIR")
+_DERIVED = ("DATABASE_URL", "BROKER_URL", "MAIL_BACKEND", "MAIL_SINK_DIR", "HSTS")
+#: The type of the derived settings that are not text.
+_DERIVED_TYPES: dict[str, type] = {"HSTS": bool}
+
+#: Whole-number settings and the range each must lie in (``check_config``).
+_RANGES = {
+    "HSTS_MAX_AGE": (0, 2 * 365 * 24 * 3600),
+}
 
 #: Every setting an operator may change, with its default and thereby its type.
 DEFAULTS: dict[str, Any] = {
@@ -60,6 +73,9 @@ DEFAULTS: dict[str, Any] = {
     # Patient detail in e-mails: "initials" (initials and the last 3
     # characters of the hospital number) or "none" (case number only).
     "EMAIL_PATIENT_DETAIL": "initials",
+    # Strict-Transport-Security: on in production unless a proxy in front sets it.
+    "HSTS": None,
+    "HSTS_MAX_AGE": 31_536_000,
 }
 
 
@@ -73,6 +89,7 @@ def configure(app: Flask, overrides: Mapping[str, Any] | None = None) -> None:
     config.from_mapping(DEFAULTS)
     config.from_prefixed_env("MDT", loads=_loads)
     _coerce(config)
+    _check_env(config["ENV"])
     _derived_defaults(config, Path(app.instance_path))
     config.update(_fixed_settings(config))
     overrides = dict(overrides or {})
@@ -95,12 +112,13 @@ def _coerce(config: Config) -> None:
     """Turn every setting into the type of its default; refuse what cannot be."""
     for name, default in DEFAULTS.items():
         value = config.get(name)
-        if value is None or default is None:
+        kind = type(default) if default is not None else _DERIVED_TYPES.get(name)
+        if value is None or kind is None:
             continue
         try:
-            config[name] = _as(type(default), value)
+            config[name] = _as(kind, value)
         except (TypeError, ValueError) as exc:
-            raise ConfigError(f"MDT_{name} must be {type(default).__name__}, "
+            raise ConfigError(f"MDT_{name} must be {kind.__name__}, "
                               f"not {value!r}.") from exc
 
 
@@ -124,9 +142,10 @@ def _derived_defaults(config: Config, instance: Path) -> None:
         "BROKER_URL": f"sqla+sqlite:///{instance / 'broker.sqlite'}",
         "MAIL_BACKEND": "smtp" if production else "file",
         "MAIL_SINK_DIR": str(instance / "mail"),
+        "HSTS": production,
     }
     for name in _DERIVED:
-        if not config.get(name):
+        if config.get(name) is None or config.get(name) == "":
             config[name] = fallback[name]
 
 
@@ -167,12 +186,34 @@ def _normalise_db_url(url: str) -> str:
     return url
 
 
+def _check_env(env: str) -> None:
+    """Refuse an ``MDT_ENV`` that is not one of ``ENVIRONMENTS`` (``Production`` is not)."""
+    if env not in ENVIRONMENTS:
+        raise ConfigError(f"MDT_ENV must be one of {', '.join(ENVIRONMENTS)}, not {env!r}.")
+
+
+def _check_ranges(config: Config) -> None:
+    for name, (low, high) in _RANGES.items():
+        if not low <= config[name] <= high:
+            raise ConfigError(f"MDT_{name} must be between {low} and {high}, "
+                              f"not {config[name]!r}.")
+
+
 def check_config(config: Config) -> None:
-    """Refuse to run outside development or testing with unsafe settings."""
+    """Refuse settings that cannot be meant, and unsafe ones outside development and tests."""
+    _check_env(config["MDT_ENV"])
+    _check_ranges(config)
     if config.get("TESTING") or config["MDT_ENV"] in {"development", "test"}:
         return
-    if config["SECRET_KEY"] in (None, "", DEFAULT_SECRET_KEY):
+    secret = config["SECRET_KEY"]
+    if secret in (None, "", DEFAULT_SECRET_KEY):
         raise ConfigError(
             "MDT_SECRET_KEY must be set to a long random value outside development "
             "(for example: python -c 'import secrets; print(secrets.token_hex(32))')."
+        )
+    if len(str(secret).encode()) < MIN_SECRET_KEY_BYTES:
+        raise ConfigError(
+            f"MDT_SECRET_KEY must be at least {MIN_SECRET_KEY_BYTES} bytes in production, "
+            f"not {len(str(secret).encode())} (for example: python -c 'import secrets; "
+            "print(secrets.token_hex(32))')."
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from flask import Flask, current_app, flash, url_for
+from flask import Flask, Response, current_app, flash, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 
@@ -72,6 +72,17 @@ def nav_links() -> list[tuple[str, str]]:
     return links
 
 
+def may_show_patient_data() -> bool:
+    """Return True unless this response is a static file: the one rule for ``no-store``.
+
+    Every page, redirect, error and calendar feed may name a patient or
+    depend on who is signed in, so none of them is kept by a browser or proxy
+    cache (the back button after sign-out shows nothing). Static files (CSS,
+    icons) keep the caching Flask gives them.
+    """
+    return request.endpoint != "static"
+
+
 def register_web_helpers(app: Flask) -> None:
     """Register template filters and globals."""
     app.add_template_filter(format_datetime, "datetime")
@@ -80,7 +91,12 @@ def register_web_helpers(app: Flask) -> None:
     app.add_template_global(nav_links)
 
     @app.after_request
-    def security_headers(response):
+    def security_headers(response: Response) -> Response:
+        if may_show_patient_data():
+            response.headers["Cache-Control"] = "no-store"
+        if current_app.config["HSTS"]:
+            response.headers.setdefault(
+                "Strict-Transport-Security", f"max-age={current_app.config['HSTS_MAX_AGE']}")
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "same-origin")

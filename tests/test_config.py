@@ -61,3 +61,32 @@ def test_links_follow_the_base_url_even_inside_a_request(monkeypatch, tmp_path):
         assert external_url("meetings.detail", meeting_id=7) == expected
     with app.test_request_context("/", base_url="http://10.0.0.5:5000"):
         assert external_url("meetings.detail", meeting_id=7) == expected
+
+
+@pytest.mark.parametrize("env", ["Production", "prod", "staging", ""])
+def test_an_unknown_environment_refuses_to_start(monkeypatch, tmp_path, env):
+    monkeypatch.setenv("MDT_INSTANCE_PATH", str(tmp_path))
+    monkeypatch.setenv("MDT_ENV", env)
+    monkeypatch.setenv("MDT_SECRET_KEY", "s" * 64)
+    with pytest.raises(ConfigError, match="MDT_ENV must be one of development, test, production"):
+        create_app()
+
+
+def test_production_refuses_a_secret_key_shorter_than_32_bytes(monkeypatch, tmp_path):
+    monkeypatch.setenv("MDT_INSTANCE_PATH", str(tmp_path))
+    monkeypatch.setenv("MDT_ENV", "production")
+    monkeypatch.setenv("MDT_DATABASE_URL", f"sqlite:///{tmp_path / 'x.sqlite'}")
+    monkeypatch.setenv("MDT_SECRET_KEY", "k" * 31)
+    with pytest.raises(ConfigError, match="MDT_SECRET_KEY must be at least 32 bytes"):
+        create_app()
+    monkeypatch.setenv("MDT_SECRET_KEY", "é" * 16)  # 32 bytes in UTF-8, 16 characters
+    assert create_app().config["MDT_ENV"] == "production"
+
+
+@pytest.mark.parametrize("name, value", [("MDT_HSTS_MAX_AGE", "-1")])
+def test_a_setting_out_of_range_refuses_to_start(monkeypatch, tmp_path, name, value):
+    monkeypatch.setenv("MDT_INSTANCE_PATH", str(tmp_path))
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=name):
+        create_app({"TESTING": True,
+                    "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'x.sqlite'}"})

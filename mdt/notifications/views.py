@@ -143,7 +143,6 @@ def feed(token: str):
     db.session.commit()  # last_used_at
     response = Response(body, mimetype="text/calendar")
     response.headers["Content-Disposition"] = 'inline; filename="mdt.ics"'
-    response.headers["Cache-Control"] = "private, no-store"
     return response
 
 
