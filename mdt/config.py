@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -35,6 +36,8 @@ _DERIVED_TYPES: dict[str, type] = {"HSTS": bool}
 
 #: Whole-number settings and the range each must lie in (``check_config``).
 _RANGES = {
+    "REMEMBER_DAYS": (0, 365),
+    "IDLE_TIMEOUT_MINUTES": (1, 24 * 60),
     "HSTS_MAX_AGE": (0, 2 * 365 * 24 * 3600),
 }
 
@@ -73,6 +76,11 @@ DEFAULTS: dict[str, Any] = {
     # Patient detail in e-mails: "initials" (initials and the last 3
     # characters of the hospital number) or "none" (case number only).
     "EMAIL_PATIENT_DETAIL": "initials",
+    # "Keep me signed in on this device": days a remember-me cookie works
+    # (checked by the server, not only by the browser); 0 does not offer it.
+    "REMEMBER_DAYS": 14,
+    # A session with no request for this long is signed out (ASVS L3: health data).
+    "IDLE_TIMEOUT_MINUTES": 30,
     # Strict-Transport-Security: on in production unless a proxy in front sets it.
     "HSTS": None,
     "HSTS_MAX_AGE": 31_536_000,
@@ -162,6 +170,9 @@ def _fixed_settings(config: Config) -> dict[str, Any]:
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": production,
         "REMEMBER_COOKIE_SECURE": production,
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_DURATION": timedelta(days=config["REMEMBER_DAYS"]),
         "WTF_CSRF_TIME_LIMIT": None,
     }
 

@@ -1,6 +1,6 @@
 """Import every feature's models so SQLAlchemy and Alembic see the whole schema."""
 from mdt.audit.models import AuditEntry  # noqa: F401
-from mdt.auth.models import Discipline, Role, User, UserRole  # noqa: F401
+from mdt.auth.models import Discipline, Role, ThrottleCounter, User, UserRole  # noqa: F401
 from mdt.cases.models import Case, CaseReference, Patient  # noqa: F401
 from mdt.decisions.models import (  # noqa: F401
     Amendment,

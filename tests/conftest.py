@@ -135,15 +135,22 @@ def client(app) -> FlaskClient:
 
 @pytest.fixture
 def login_as(app, client):
-    """Sign ``user`` in on ``client`` without the cost of Argon2 verification."""
+    """Sign ``user`` in on ``client`` without the cost of Argon2 verification.
+
+    Like ``mdt.auth.sessions.sign_in``: a fresh session, seen now by the app clock.
+    """
     from flask_login.utils import _create_identifier
+
+    from mdt.auth.sessions import LAST_SEEN
 
     def login(user, on: FlaskClient | None = None) -> FlaskClient:
         target = on or client
         with app.test_request_context(environ_base=target.environ_base):
             identifier = _create_identifier()
         with target.session_transaction() as sess:
-            sess["_user_id"] = str(user.id)
+            sess.clear()
+            sess["_user_id"] = user.get_id()
+            sess[LAST_SEEN] = clock.now().timestamp()
             sess["_fresh"] = True
             sess["_id"] = identifier
         return target

@@ -83,7 +83,20 @@ def test_production_refuses_a_secret_key_shorter_than_32_bytes(monkeypatch, tmp_
     assert create_app().config["MDT_ENV"] == "production"
 
 
-@pytest.mark.parametrize("name, value", [("MDT_HSTS_MAX_AGE", "-1")])
+def test_session_settings_have_defaults_and_come_from_the_environment(monkeypatch, tmp_path):
+    from datetime import timedelta
+
+    app = configured(monkeypatch, tmp_path)
+    assert app.config["REMEMBER_COOKIE_DURATION"] == timedelta(days=14)
+    assert app.config["IDLE_TIMEOUT_MINUTES"] == 30
+    app = configured(monkeypatch, tmp_path, MDT_REMEMBER_DAYS="3", MDT_IDLE_TIMEOUT_MINUTES="15")
+    assert app.config["REMEMBER_COOKIE_DURATION"] == timedelta(days=3)
+    assert app.config["IDLE_TIMEOUT_MINUTES"] == 15
+
+
+@pytest.mark.parametrize("name, value", [("MDT_IDLE_TIMEOUT_MINUTES", "0"),
+                                          ("MDT_HSTS_MAX_AGE", "-1"),
+                                          ("MDT_REMEMBER_DAYS", "-1")])
 def test_a_setting_out_of_range_refuses_to_start(monkeypatch, tmp_path, name, value):
     monkeypatch.setenv("MDT_INSTANCE_PATH", str(tmp_path))
     monkeypatch.setenv(name, value)

@@ -223,6 +223,7 @@ def test_sign_link_only_for_the_chair_once_the_meeting_has_started(client, make,
     html = _page(client, s.item.id)[1]
     assert "Record the consensus" not in html and "once the meeting has started" in html
     clock.set_now(s.meeting.starts_at)
+    login_as(s.chair)  # signed in again: the session ended after 30 idle minutes
     assert "Record the consensus" in _page(client, s.item.id)[1]
     login_as(s.coordinator)
     assert "Record the consensus" not in _page(client, s.item.id)[1]

@@ -350,6 +350,7 @@ def test_chair_records_presence_on_the_day(client, make, login_as, frozen_clock)
     login_as(chair)
     assert ">Present</button>" not in page(client.get(f"/meetings/{meeting.id}"))
     frozen_clock(NOW)
+    login_as(chair)  # signed in again: the session ended after 30 idle minutes
     assert ">Present</button>" in page(client.get(f"/meetings/{meeting.id}"))
     assert client.post(f"/attendances/{attendance.id}/presence",
                        data={"presence": "present"}).status_code == 302

@@ -69,9 +69,9 @@ def test_whole_flow_from_scheduling_to_report(app, make, login_as, frozen_clock,
     team = make.core_team()
     radonc, ortho = team[Discipline.RADIATION_ONCOLOGY], team[Discipline.ORTHOPAEDICS]
     referrer = make.clinician(name="Dr Referrer")
-    clients = {who: login_as(user, on=app.test_client()) for who, user in {
-        "coordinator": coordinator, "chair": chair, "radonc": radonc, "ortho": ortho,
-        "referrer": referrer}.items()}
+    people = {"coordinator": coordinator, "chair": chair, "radonc": radonc, "ortho": ortho,
+              "referrer": referrer}
+    clients = {who: login_as(user, on=app.test_client()) for who, user in people.items()}
 
     # The coordinator schedules the weekly series; its first meeting is in three days.
     _post(clients["coordinator"], "/series/new", {
@@ -130,8 +130,11 @@ def test_whole_flow_from_scheduling_to_report(app, make, login_as, frozen_clock,
         text = message.get_body(preferencelist=("plain",)).get_content()
         assert "F.P." in text and "Flow Patient" not in text and "FLOW-0001" not in text
 
-    # At the meeting: presence, then the chair signs.
+    # At the meeting, three days on (everyone signs in again: sessions end after 30 idle
+    # minutes): presence, then the chair signs.
     frozen_clock(meeting.starts_at + timedelta(minutes=30))
+    for who, user in people.items():
+        login_as(user, on=clients[who])
     for attendance in db.session.scalars(select(Attendance)
                                          .where(Attendance.meeting_id == meeting.id)):
         _post(clients["coordinator"], f"/attendances/{attendance.id}/presence",

@@ -4,9 +4,9 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_login import current_user
 
-from mdt.auth import services
+from mdt.auth import services, sessions
 from mdt.auth.forms import UserForm
-from mdt.auth.models import Discipline, Role
+from mdt.auth.models import Discipline, Role, User
 from mdt.auth.permissions import roles_required
 from mdt.errors import InvalidError
 from mdt.extensions import db
@@ -59,15 +59,36 @@ def edit_user(user_id: int):
         form.discipline.data = user.discipline.value
     if form.validate_on_submit():
         try:
+            generation = user.session_generation
             services.update_user(
                 user, actor=current_user, name=form.name.data, email=form.email.data,
                 discipline=Discipline(form.discipline.data),
                 roles=[Role(r) for r in form.roles.data], is_active=form.is_active.data,
                 time_zone=form.time_zone.data or None, password=form.password.data or None)
             db.session.commit()
+            if user.session_generation != generation:
+                _signed_out(user)
             flash(f"User {user.name} saved.", "success")
             return redirect(url_for("admin.users"))
         except InvalidError as exc:
             db.session.rollback()
             apply_field_errors(form, exc)
     return render_template("admin/user_form.html", form=form, user=user)
+
+
+@bp.post("/users/<int:user_id>/sign-out")
+@roles_required(Role.ADMIN)
+def sign_out_user(user_id: int):
+    """End every session and remember-me cookie of a user, on every device."""
+    user = services.get_user(user_id)  # CSRF: checked for every POST by CSRFProtect
+    services.sign_out_everywhere(user, actor=current_user)
+    db.session.commit()
+    _signed_out(user)
+    flash(f"{user.name} is signed out everywhere.", "success")
+    return redirect(url_for("admin.edit_user", user_id=user.id))
+
+
+def _signed_out(user: User) -> None:
+    """Keep the administrator's own session when they ended their own sessions elsewhere."""
+    if user.id == current_user.id and user.is_active:
+        sessions.sign_in(user, remember=False)

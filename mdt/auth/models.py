@@ -67,6 +67,9 @@ class User(UserMixin, TimestampMixin, Base):
     #: IANA zone used to show times in e-mails and pages for this person.
     time_zone: Mapped[str | None] = mapped_column(sa.String(64))
     last_login_at: Mapped[datetime | None]
+    #: Part of every session and remember-me cookie (``get_id``); raising it ends them
+    #: all at once: sign-out, a password change, deactivation, "sign out everywhere".
+    session_generation: Mapped[int] = mapped_column(default=1, server_default=sa.text("1"))
 
     role_rows: Mapped[list[UserRole]] = relationship(
         back_populates="user", cascade="all, delete-orphan", lazy="selectin"
@@ -81,6 +84,17 @@ class User(UserMixin, TimestampMixin, Base):
     def has_role(self, *roles: Role) -> bool:
         """Return True if the user holds any of ``roles``."""
         return bool(self.roles.intersection(roles))
+
+    def get_id(self) -> str:
+        """Return the Flask-Login id: ``"<id>:<session generation>:<signed in at>"``.
+
+        The session and the remember-me cookie carry it; ``mdt.auth.sessions``
+        refuses one whose generation is not the user's current one. The time of
+        the last sign-in (epoch seconds) makes each sign-in's cookie different and
+        lets the server, not the browser, bound how long a remember-me cookie works.
+        """
+        signed_in = int(self.last_login_at.timestamp()) if self.last_login_at else 0
+        return f"{self.id}:{self.session_generation}:{signed_in}"
 
     def __repr__(self) -> str:
         return f"<User {self.id} {self.email}>"
@@ -97,3 +111,15 @@ class UserRole(Base):
     role: Mapped[Role] = mapped_column(str_enum(Role, "role"), primary_key=True)
 
     user: Mapped[User] = relationship(back_populates="role_rows")
+
+
+class ThrottleCounter(Base):
+    """Attempts counted under one key in a time window (``mdt.auth.throttle``)."""
+
+    __tablename__ = "throttle_counters"
+
+    #: What is counted, e.g. ``login:<SHA-256 of the address>``.
+    key: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
+    #: Attempts counted since ``window_started_at``.
+    hits: Mapped[int]
+    window_started_at: Mapped[datetime]

@@ -1,6 +1,7 @@
 """Domain operations on users: create, edit, deactivate, authenticate."""
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from datetime import timedelta
 
@@ -8,7 +9,7 @@ from sqlalchemy import func, select
 
 from mdt import clock
 from mdt.audit import services as audit
-from mdt.audit.models import AuditEntry
+from mdt.auth import throttle
 from mdt.auth.models import Discipline, Role, User, UserRole
 from mdt.auth.passwords import MIN_LENGTH, hash_password, needs_rehash, verify_password
 from mdt.db import get_or_404
@@ -95,52 +96,78 @@ def update_user(user: User, *, actor: User | None, name: str, email: str,
         _check_password(password)
         user.password_hash = hash_password(password)
         diff["password"] = ["…", "changed"]
+        throttle.reset(login_throttle_key(user.email))
+    if "password" in diff or diff.get("is_active") == [True, False]:
+        end_sessions(user)
+        diff["sessions"] = ["…", "ended"]
     if diff:
         audit.record("user.updated", f"User {user.email} updated", actor=actor, obj=user,
                      data=diff)
     return user
 
 
-#: After this many failed sign-ins within THROTTLE_WINDOW, the account waits.
+#: After this many failed sign-ins within THROTTLE_WINDOW, the address waits THROTTLE_WINDOW.
 THROTTLE_FAILURES = 5
 THROTTLE_WINDOW = timedelta(minutes=15)
 
+#: One answer for every throttled address, registered or not (no account enumeration).
+THROTTLED_MESSAGE = ("Too many failed sign-ins for this e-mail address. Wait 15 minutes and try "
+                     "again, or ask an administrator to reset your password.")
 
-def recent_failures(user: User) -> int:
-    """Count the account's failed sign-ins in the throttle window since its last success."""
-    since = clock.now() - THROTTLE_WINDOW
-    if user.last_login_at is not None and user.last_login_at > since:
-        since = user.last_login_at
-    return db.session.scalar(
-        select(func.count(AuditEntry.id)).where(
-            AuditEntry.object_type == User.__tablename__, AuditEntry.object_id == user.id,
-            AuditEntry.action == "auth.login_failed", AuditEntry.created_at > since)) or 0
+
+def login_throttle_key(email: str) -> str:
+    """Return the throttle key of an address, registered or not (its SHA-256, not the text)."""
+    return "login:" + hashlib.sha256(normalise_email(email).encode()).hexdigest()
 
 
 def authenticate(email: str, password: str) -> User | None:
     """Return the active user with these credentials, auditing the attempt.
 
-    Raises ``ThrottledError`` while an account has had too many recent failed
-    attempts (the failures are the audit entries themselves), so a password
-    cannot be guessed by trying many.
+    Every attempt on an address is counted before its password is checked, atomically
+    (``mdt.auth.throttle``), and a success forgets the count. After
+    ``THROTTLE_FAILURES`` the address, registered or not, gets ``ThrottledError`` with
+    the same message, and no password is checked, for ``THROTTLE_WINDOW``.
     """
     user = find_by_email(email)
-    if user is not None and recent_failures(user) >= THROTTLE_FAILURES:
+    address = normalise_email(email)[:254]
+    if not throttle.take(login_throttle_key(email), THROTTLE_FAILURES, THROTTLE_WINDOW):
         audit.record("auth.login_throttled", "Sign-in refused: too many failed attempts",
-                     actor=user, obj=user, data={"window_minutes": 15})
-        raise ThrottledError(
-            "Too many failed sign-ins for this account. Wait 15 minutes and try again, "
-            "or ask an administrator to reset your password.")
+                     actor=user, obj=user, data={"email": address, "window_minutes": 15})
+        raise ThrottledError(THROTTLED_MESSAGE)
     ok = verify_password(user.password_hash if user else None, password)
     if not ok or user is None or not user.is_active:
         reason = "unknown e-mail" if user is None else (
             "wrong password" if not ok else "account deactivated")
-        audit.record("auth.login_failed", f"Failed sign-in ({reason})",
-                     actor=user, obj=user,
-                     data={"email": normalise_email(email)[:254], "reason": reason})
+        audit.record("auth.login_failed", f"Failed sign-in ({reason})", actor=user, obj=user,
+                     data={"email": address, "reason": reason})
         return None
+    throttle.reset(login_throttle_key(email))
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     user.last_login_at = clock.now()
     audit.record("auth.login", f"{user.email} signed in", actor=user, obj=user)
     return user
+
+
+def end_sessions(user: User) -> None:
+    """End every session and remember-me cookie of ``user``, on every device.
+
+    The generation is part of each session's id (``User.get_id``); raising it
+    in SQL (``generation + 1``) is safe against a concurrent bump. The caller
+    audits why (sign-out, password, deactivation, an administrator's request).
+    """
+    user.session_generation = User.session_generation + 1
+    db.session.flush()
+
+
+def sign_out(user: User) -> None:
+    """Record that ``user`` signed out, and end every session of theirs (copies included)."""
+    end_sessions(user)
+    audit.record("auth.logout", f"{user.email} signed out", actor=user, obj=user)
+
+
+def sign_out_everywhere(user: User, *, actor: User) -> None:
+    """End every session of ``user`` at an administrator's request, audited."""
+    end_sessions(user)
+    audit.record("user.signed_out_everywhere", f"Every session of {user.email} ended",
+                 actor=actor, obj=user)

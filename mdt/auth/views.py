@@ -1,15 +1,11 @@
-"""Sign in and sign out."""
+"""Sign in and sign out; the session rules run before every request (``mdt.auth.sessions``)."""
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from flask import Blueprint, flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_login import current_user, login_required
 
-from mdt.audit import services as audit
-from mdt.auth import services
+from mdt.auth import services, sessions
 from mdt.auth.forms import LoginForm
-from mdt.auth.models import User
 from mdt.errors import ThrottledError
 from mdt.extensions import db, login_manager
 
@@ -21,21 +17,13 @@ login_manager.login_message_category = "info"
 login_manager.session_protection = "strong"
 
 
-@login_manager.user_loader
-def load_user(user_id: str) -> User | None:
-    """Return the signed-in user of a session, unless deactivated since (Flask-Login)."""
-    user = db.session.get(User, int(user_id))
-    return user if user is not None and user.is_active else None
+login_manager.user_loader(sessions.load_user)
 
 
-def _safe_next(target: str | None) -> str | None:
-    """Only follow redirects to a path on this site."""
-    if not target:
-        return None
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
-        return None
-    return target
+@bp.before_app_request
+def session_limits():
+    """Sign out an idle session and refuse an expired remember-me cookie before any view."""
+    return sessions.enforce_limits()
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -44,30 +32,36 @@ def login():
     if current_user.is_authenticated:
         return redirect(url_for("home.index"))
     form = LoginForm()
+    if sessions.remember_lifetime().total_seconds() <= 0:
+        del form.remember
     if form.validate_on_submit():
         try:
             user = services.authenticate(form.email.data, form.password.data)
         except ThrottledError as exc:
             db.session.commit()  # keep the audit entry of the refused attempt
             form.password.errors.append(exc.message)
-            return render_template("auth/login.html", form=form), exc.status_code
+            return _login_page(form), exc.status_code
         db.session.commit()
         if user is not None:
-            login_user(user, remember=form.remember.data)
+            sessions.sign_in(user, remember=bool(form.remember and form.remember.data))
             flash(f"Signed in as {user.name}.", "success")
-            return redirect(_safe_next(request.args.get("next")) or url_for("home.index"))
+            return redirect(sessions.safe_next(request.args.get("next")) or url_for("home.index"))
         form.password.errors.append(
             "E-mail or password not recognised, or the account is deactivated.")
-    return render_template("auth/login.html", form=form)
+    return _login_page(form)
+
+
+def _login_page(form: LoginForm) -> str:
+    return render_template("auth/login.html", form=form,
+                           remember_days=sessions.remember_lifetime().days)
 
 
 @bp.post("/logout")
 @login_required
 def logout():
-    """Sign the current user out."""
-    user = current_user._get_current_object()
-    audit.record("auth.logout", f"{user.email} signed out", actor=user, obj=user)
+    """Sign the current user out here and on every other device."""
+    services.sign_out(current_user._get_current_object())
     db.session.commit()
-    logout_user()
-    flash("You are signed out.", "info")
+    sessions.sign_out()
+    flash("You are signed out, on this device and on any other.", "info")
     return redirect(url_for("auth.login"))
