@@ -38,6 +38,8 @@ _DERIVED_TYPES: dict[str, type] = {"HSTS": bool}
 _RANGES = {
     "REMEMBER_DAYS": (0, 365),
     "IDLE_TIMEOUT_MINUTES": (1, 24 * 60),
+    "PATIENT_LOOKUP_LIMIT": (1, 10_000),
+    "PATIENT_LOOKUP_WINDOW_MINUTES": (1, 24 * 60),
     "HSTS_MAX_AGE": (0, 2 * 365 * 24 * 3600),
 }
 
@@ -81,6 +83,9 @@ DEFAULTS: dict[str, Any] = {
     "REMEMBER_DAYS": 14,
     # A session with no request for this long is signed out (ASVS L3: health data).
     "IDLE_TIMEOUT_MINUTES": 30,
+    # Hospital-number look-ups on the referral form per person per window.
+    "PATIENT_LOOKUP_LIMIT": 60,
+    "PATIENT_LOOKUP_WINDOW_MINUTES": 60,
     # Strict-Transport-Security: on in production unless a proxy in front sets it.
     "HSTS": None,
     "HSTS_MAX_AGE": 31_536_000,

@@ -84,7 +84,7 @@ def test_errors_sit_next_to_fields_and_input_is_kept(client, make, login_as, fro
 
 def test_existing_patient_is_shown_for_confirmation_before_use(client, make, login_as):
     patient = make.patient(hospital_number="H7002", name="Chen Jie", date_of_birth=date(1955, 2, 3))
-    login_as(make.clinician())
+    login_as(make.specialist())  # an MDT member: may read every patient
     looked_up = page(client.post("/cases/new", data={"hospital_number": "h7002",
                                                      "lookup": "Look up hospital number"}))
     assert ("Registered patient:" in looked_up and "Chen Jie" in looked_up
@@ -103,7 +103,7 @@ def test_existing_patient_is_shown_for_confirmation_before_use(client, make, log
 
 def test_contradicting_patient_details_are_refused(client, make, login_as):
     make.patient(hospital_number="H7003", name="Chen Jie", date_of_birth=date(1955, 2, 3))
-    login_as(make.clinician())
+    login_as(make.specialist())  # may read the patient, so is told which detail differs
     response = client.post("/cases/new", data={**REFERRAL, "hospital_number": "H7003",
                                                "patient_name": "Zhang Min", "submit": "Refer case"})
     html = page(response)

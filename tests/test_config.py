@@ -96,7 +96,8 @@ def test_session_settings_have_defaults_and_come_from_the_environment(monkeypatc
 
 @pytest.mark.parametrize("name, value", [("MDT_IDLE_TIMEOUT_MINUTES", "0"),
                                           ("MDT_HSTS_MAX_AGE", "-1"),
-                                          ("MDT_REMEMBER_DAYS", "-1")])
+                                          ("MDT_REMEMBER_DAYS", "-1"),
+                                          ("MDT_PATIENT_LOOKUP_LIMIT", "0")])
 def test_a_setting_out_of_range_refuses_to_start(monkeypatch, tmp_path, name, value):
     monkeypatch.setenv("MDT_INSTANCE_PATH", str(tmp_path))
     monkeypatch.setenv(name, value)

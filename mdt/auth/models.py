@@ -118,7 +118,7 @@ class ThrottleCounter(Base):
 
     __tablename__ = "throttle_counters"
 
-    #: What is counted, e.g. ``login:<SHA-256 of the address>``.
+    #: What is counted: ``login:<SHA-256 of the address>``, ``patient-lookup:<user id>``.
     key: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
     #: Attempts counted since ``window_started_at``.
     hits: Mapped[int]

@@ -16,7 +16,7 @@ from mdt.cases.forms import (
     RetractForm,
 )
 from mdt.cases.models import ECOG_GRADES, Case, ReferenceKind, Sex
-from mdt.errors import ConflictError, DomainError, NotFoundError
+from mdt.errors import ConflictError, DomainError, NotFoundError, ThrottledError
 from mdt.extensions import db
 from mdt.forms import choices
 from mdt.meetings import services as meetings
@@ -68,49 +68,83 @@ def _patient_input(form: ReferralForm) -> services.PatientInput:
         sex=Sex(form.sex.data) if form.sex.data else None)
 
 
-def _needs_confirmation(form: ReferralForm, existing, confirmed: str | None) -> bool:
-    """Return True until the referrer has seen the known patient or typed matching details."""
-    if existing is None:
-        return False
+def _needs_confirmation(form: ReferralForm, lookup: services.PatientLookup,
+                        confirmed: str | None) -> bool:
+    """Return True until a reader has seen the known patient or typed matching details."""
+    if lookup.shown is None:
+        return False  # new patient; or one they may not read, whose details they must type
     typed_both = bool(form.patient_name.data and form.date_of_birth.data)
-    return not typed_both and confirmed != str(existing.id)
+    return not typed_both and confirmed != str(lookup.shown.id)
 
 
 @bp.route("/new", methods=["GET", "POST"])
 @roles_required(*services.REFERRING_ROLES)
 def new():
-    """Refer a case to the MDT, registering the patient if new."""
+    """Refer a case to the MDT, registering the patient if new.
+
+    Every submitted hospital number is a look-up (``services.look_up_patient``):
+    counted, audited, and answered with only what the referrer may read.
+    """
     form = _referral_form()
-    existing, confirmed = None, form.confirmed_patient_id.data
-    if form.is_submitted():
-        existing = services.find_patient(form.hospital_number.data or "")
-        # Whatever page we show next has shown this patient: the next submit confirms them.
-        form.confirmed_patient_id.data = str(existing.id) if existing else ""
-    if form.lookup.data:
-        if not (form.hospital_number.data or "").strip():
+    if not form.is_submitted():
+        return _referral_page(form)
+    confirmed = form.confirmed_patient_id.data
+    if not (form.hospital_number.data or "").strip():
+        if form.lookup.data:
             form.hospital_number.errors = ["Type a hospital number to look up."]
-        elif existing is None:
-            flash("No patient has this hospital number yet: fill in their details to register "
-                  "them.",
-                  "info")
-        return render_template("cases/new.html", form=form, existing=existing)
-    if form.validate_on_submit():
-        if _needs_confirmation(form, existing, confirmed):
-            flash("This hospital number belongs to a registered patient. Check that this is the "
-                  "right person, then submit again.", "warning")
-            return render_template("cases/new.html", form=form, existing=existing)
-        try:
-            referrer = _chosen_referrer(form)
-            case = services.create_case(patient=_patient_input(form), values=form.case_values(),
-                                        actor=current_user, referrer=referrer)
-            db.session.commit()
-        except DomainError as exc:
-            db.session.rollback()
-            apply_field_errors(form, exc)
         else:
-            flash(f"Case {case.id} referred.", "success")
-            return redirect(url_for("cases.detail", case_id=case.id))
-    return render_template("cases/new.html", form=form, existing=existing)
+            form.validate()
+        return _referral_page(form)
+    lookup = _look_up(form)
+    if not isinstance(lookup, services.PatientLookup):
+        return lookup
+    if form.lookup.data or not form.validate():
+        db.session.commit()  # the look-up's audit entry and count
+        if form.lookup.data and not lookup.registered:
+            flash("No patient has this hospital number yet: fill in their details to register "
+                  "them.", "info")
+        return _referral_page(form, lookup)
+    if _needs_confirmation(form, lookup, confirmed):
+        db.session.commit()
+        flash("This hospital number belongs to a registered patient. Check that this is the "
+              "right person, then submit again.", "warning")
+        return _referral_page(form, lookup)
+    return _refer(form)
+
+
+def _look_up(form: ReferralForm):
+    """Count and audit a look-up of the typed number; the refusal page when over the limit."""
+    try:
+        lookup = services.look_up_patient(current_user, _patient_input(form))
+    except ThrottledError as exc:
+        db.session.commit()  # keep the audit entry of the refused look-up
+        apply_field_errors(form, exc)
+        return _referral_page(form), exc.status_code
+    # A page that shows a reader the patient makes the next submit a confirmation.
+    form.confirmed_patient_id.data = str(lookup.shown.id) if lookup.shown else ""
+    return lookup
+
+
+def _refer(form: ReferralForm):
+    """Create the case; on refusal keep what was typed, and the look-up on record."""
+    try:
+        case = services.create_case(patient=_patient_input(form), values=form.case_values(),
+                                    actor=current_user, referrer=_chosen_referrer(form))
+        db.session.commit()
+    except DomainError as exc:
+        db.session.rollback()
+        apply_field_errors(form, exc)
+        again = _look_up(form)  # the rollback took the look-up's audit entry and count with it
+        if not isinstance(again, services.PatientLookup):
+            return again
+        db.session.commit()
+        return _referral_page(form, again)
+    flash(f"Case {case.id} referred.", "success")
+    return redirect(url_for("cases.detail", case_id=case.id))
+
+
+def _referral_page(form: ReferralForm, lookup: services.PatientLookup | None = None):
+    return render_template("cases/new.html", form=form, lookup=lookup)
 
 
 def _chosen_referrer(form):

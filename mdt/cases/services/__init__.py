@@ -12,6 +12,7 @@ from mdt.cases.services.access import (
     can_choose_referrer,
     can_edit_case,
     can_read_all_cases,
+    can_read_patient,
     can_refer,
     can_view_case,
     check_referrer,
@@ -22,10 +23,13 @@ from mdt.cases.services.access import (
     referrer_candidates,
     visible_case_ids,
 )
+from mdt.cases.services.lookup import PatientLookup, look_up_patient
 from mdt.cases.services.patients import (
     PatientInput,
     check_patient_matches,
+    check_unseen_patient_matches,
     find_patient,
+    mismatched_fields,
     normalise_hospital_number,
     resolve_patient,
     today,
@@ -48,10 +52,11 @@ from mdt.cases.services.referral import (
 
 __all__ = [
     "CASE_FIELDS", "REFERRER_ROLES", "REFERRING_ROLES", "CasePage", "Check", "PatientInput",
-    "Readiness", "add_reference", "can_be_referrer", "can_choose_referrer", "can_edit_case",
-    "can_read_all_cases", "can_refer", "can_view_case", "case_page", "check_patient_matches",
-    "check_referrer", "clean_case_values", "concerns_user_clause", "create_case", "find_patient",
-    "get_case", "get_editable_case", "get_visible_case", "list_cases", "normalise_hospital_number",
-    "readiness", "referrer_candidates", "resolve_patient", "retract_reference", "today",
-    "update_case", "visible_case_ids",
+    "PatientLookup", "Readiness", "add_reference", "can_be_referrer", "can_choose_referrer",
+    "can_edit_case", "can_read_all_cases", "can_read_patient", "can_refer", "can_view_case",
+    "case_page", "check_patient_matches", "check_referrer", "check_unseen_patient_matches",
+    "clean_case_values", "concerns_user_clause", "create_case", "find_patient", "get_case",
+    "get_editable_case", "get_visible_case", "list_cases", "look_up_patient",
+    "mismatched_fields", "normalise_hospital_number", "readiness", "referrer_candidates",
+    "resolve_patient", "retract_reference", "today", "update_case", "visible_case_ids",
 ]

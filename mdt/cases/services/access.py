@@ -9,6 +9,7 @@ from sqlalchemy.orm import aliased
 from mdt.auth.models import Role, User, UserRole
 from mdt.cases.models import (
     Case,
+    Patient,
 )
 from mdt.db import get_or_404
 from mdt.errors import ForbiddenError, InvalidError, NotFoundError
@@ -47,6 +48,21 @@ def can_view_case(user: User, case: Case) -> bool:
         return True
     return bool(db.session.scalar(
         select(Case.id).where(Case.id == case.id, concerns_user_clause(user))))
+
+
+def can_read_patient(user: User, patient: Patient) -> bool:
+    """Return True if ``user`` may read ``patient``: MDT members all; others through a case.
+
+    A clinician reads a patient when they may read any of that patient's cases
+    (``can_view_case``: they referred it, or are responsible for its consensus).
+    """
+    if not user.is_authenticated:
+        return False
+    if can_read_all_cases(user):
+        return True
+    return db.session.scalar(
+        select(Case.id).where(Case.patient_id == patient.id, concerns_user_clause(user))
+        .limit(1)) is not None
 
 
 def get_visible_case(user: User, case_id: int) -> Case:

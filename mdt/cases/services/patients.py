@@ -6,10 +6,12 @@ from datetime import date
 
 from sqlalchemy import select
 
+from mdt.auth.models import User
 from mdt.cases.models import (
     Patient,
     Sex,
 )
+from mdt.cases.services.access import can_read_patient
 from mdt.errors import InvalidError
 from mdt.extensions import db
 from mdt.timezones import local_today
@@ -49,6 +51,37 @@ def find_patient(hospital_number: str) -> Patient | None:
 
 def check_patient_matches(patient: Patient, given: PatientInput) -> None:
     """Refuse typed details that contradict the stored patient (never mix two people)."""
+    errors = mismatched_fields(patient, given)
+    if errors:
+        raise InvalidError("The details typed do not match the patient with this hospital number. "
+                           "Check the hospital number and the patient.", fields=errors)
+
+
+#: What someone who may not read the patient is told, whichever detail differs.
+UNSEEN_MISMATCH = ("This hospital number is registered, and the name, date of birth or sex "
+                   "typed do not match that patient. Check the hospital number and the details.")
+
+
+def check_unseen_patient_matches(patient: Patient, given: PatientInput) -> None:
+    """Refuse, for someone who may not read ``patient``, details that are missing or differ.
+
+    They must type the name and the date of birth, and learn only whether
+    everything typed matches, never which detail differs.
+    """
+    missing = {}
+    if not (given.name and given.name.strip()):
+        missing["patient_name"] = "Type the patient's name: this hospital number is registered."
+    if given.date_of_birth is None:
+        missing["date_of_birth"] = "Type the date of birth: this hospital number is registered."
+    if missing:
+        raise InvalidError("This hospital number is registered: type the patient's name and date "
+                           "of birth, which must match the record.", fields=missing)
+    if mismatched_fields(patient, given):
+        raise InvalidError(UNSEEN_MISMATCH, fields={"hospital_number": UNSEEN_MISMATCH})
+
+
+def mismatched_fields(patient: Patient, given: PatientInput) -> dict[str, str]:
+    """Return ``{field: message}`` for each typed detail that contradicts the stored patient."""
     errors = {}
     if given.name and not _same_name(given.name, patient.name):
         errors["patient_name"] = "This hospital number belongs to a patient with another name."
@@ -57,9 +90,7 @@ def check_patient_matches(patient: Patient, given: PatientInput) -> None:
                                    "date of birth.")
     if given.sex and given.sex != patient.sex and Sex.UNKNOWN not in (given.sex, patient.sex):
         errors["sex"] = "This hospital number belongs to a patient recorded with another sex."
-    if errors:
-        raise InvalidError("The details typed do not match the patient with this hospital number. "
-                           "Check the hospital number and the patient.", fields=errors)
+    return errors
 
 
 def _new_patient(given: PatientInput) -> Patient:
@@ -87,13 +118,20 @@ def _new_patient(given: PatientInput) -> Patient:
     return patient
 
 
-def resolve_patient(given: PatientInput) -> tuple[Patient, bool]:
-    """Return the known patient (checked against what was typed) or a new one, and if new."""
+def resolve_patient(given: PatientInput, actor: User) -> tuple[Patient, bool]:
+    """Return the known patient (checked against what was typed) or a new one, and if new.
+
+    Someone who may not read the known patient (``can_read_patient``) must type
+    their name and date of birth, and is told only that they do not match.
+    """
     if not normalise_hospital_number(given.hospital_number):
         raise InvalidError("The hospital number is required.",
                            fields={"hospital_number": "The hospital number is required."})
     patient = find_patient(given.hospital_number)
     if patient is not None:
-        check_patient_matches(patient, given)
+        if can_read_patient(actor, patient):
+            check_patient_matches(patient, given)
+        else:
+            check_unseen_patient_matches(patient, given)
         return patient, False
     return _new_patient(given), True

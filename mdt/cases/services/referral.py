@@ -104,7 +104,7 @@ def create_case(*, patient: PatientInput, values: dict[str, Any], actor: User,
     if "question" not in clean:
         raise InvalidError("Say what you are asking the MDT.",
                            fields={"question": "Say what you are asking the MDT."})
-    record, is_new = resolve_patient(patient)
+    record, is_new = resolve_patient(patient, actor)
     case = Case(patient=record, referring_clinician=referrer, status=CaseStatus.OPEN, **clean)
     db.session.add(case)
     flush_or_conflict("A patient with this hospital number was registered at the same moment. "
