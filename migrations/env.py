@@ -1,4 +1,5 @@
 import logging
+from contextlib import contextmanager
 from logging.config import fileConfig
 
 from alembic import context
@@ -101,8 +102,34 @@ def run_migrations_online():
             **conf_args
         )
 
-        with context.begin_transaction():
+        with _sqlite_foreign_keys_off(connection), context.begin_transaction():
             context.run_migrations()
+
+
+@contextmanager
+def _sqlite_foreign_keys_off(connection):
+    """On SQLite, run the migrations with foreign keys off, then check them.
+
+    Batch mode changes a table by copying it, dropping the old one and
+    renaming the copy. With foreign keys on (mdt turns them on for every
+    connection), dropping the old ``users`` or ``cases`` would cascade to, or
+    be refused by, the rows that point at it: a migration would silently
+    delete data. SQLite's documented procedure is to turn them off outside
+    any transaction (so on the DB-API connection, before Alembic begins) and
+    run ``PRAGMA foreign_key_check`` afterwards; a violation stops here.
+    """
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    raw = connection.connection.driver_connection
+    raw.execute("PRAGMA foreign_keys=OFF")
+    try:
+        yield
+        problems = raw.execute("PRAGMA foreign_key_check").fetchall()
+        if problems:
+            raise RuntimeError(f"the migration broke foreign keys: {problems[:10]}")
+    finally:
+        raw.execute("PRAGMA foreign_keys=ON")
 
 
 if context.is_offline_mode():

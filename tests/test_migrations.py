@@ -98,3 +98,59 @@ def _name(item) -> str:
         columns = ", ".join(column.name for column in item.columns)
         return f"{item.name} on {table.name} ({columns})"
     return str(item)
+
+
+def test_a_batch_rebuild_on_sqlite_keeps_the_rows_that_point_at_the_table(tmp_path):
+    """Batch mode copies, drops and renames a table; foreign keys must not cascade.
+
+    Runs the real migrations plus one extra revision that rebuilds ``users``
+    (what a batch ``alter_column`` or ``create_check_constraint`` does on SQLite)
+    over a database holding a user with a role, and checks the role survived.
+    """
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    if db.engine.dialect.name != "sqlite":
+        return  # PostgreSQL alters tables in place; there is nothing to rebuild
+    scripts = tmp_path / "migrations"
+    shutil.copytree(current_app.extensions["migrate"].directory, scripts)
+    head = ScriptDirectory(str(scripts)).get_current_head()
+    (scripts / "versions" / "9999_rebuild_users.py").write_text(
+        '"""Rebuild users, as a batch alteration does."""\n'
+        "from alembic import op\n\n"
+        "revision = '9999_rebuild_users'\n"
+        f"down_revision = {head!r}\n"
+        "branch_labels = None\ndepends_on = None\n\n\n"
+        "def upgrade():\n"
+        "    with op.batch_alter_table('users', recreate='always'):\n"
+        "        pass\n\n\n"
+        "def downgrade():\n"
+        "    pass\n")
+    database = tmp_path / "rebuild.sqlite"
+    env = {**os.environ, "MDT_INSTANCE_PATH": str(tmp_path),
+           "MDT_DATABASE_URL": f"sqlite:///{database}"}
+    def upgrade(revision: str) -> None:
+        subprocess.run([sys.executable, "-m", "flask", "--app", "mdt", "db", "upgrade",
+                        "--directory", str(scripts), revision],
+                       env=env, cwd=Path(__file__).parent.parent, capture_output=True,
+                       text=True, check=True)
+
+    upgrade(head)
+    engine = sa.create_engine(f"sqlite:///{database}")
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            "INSERT INTO users (email, name, discipline, password_hash, is_active, "
+            "created_at, updated_at) VALUES ('a@b.c', 'A', 'other', 'x', 1, "
+            "'2026-12-01 00:00:00', '2026-12-01 00:00:00')"))
+        conn.execute(sa.text("INSERT INTO user_roles (user_id, role) SELECT id, 'clinician' "
+                             "FROM users"))
+    engine.dispose()
+    upgrade("9999_rebuild_users")
+    engine = sa.create_engine(f"sqlite:///{database}")
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM user_roles")).scalar() == 1
+        assert conn.execute(sa.text("SELECT count(*) FROM users")).scalar() == 1
+    engine.dispose()
