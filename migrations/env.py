@@ -95,14 +95,43 @@ def run_migrations_online():
     connectable = get_engine()
 
     with connectable.connect() as connection:
-        context.configure(
-            connection=connection,
-            target_metadata=get_metadata(),
-            **conf_args
-        )
+        on_sqlite = connection.dialect.name == 'sqlite'
+        if on_sqlite:
+            _sqlite_foreign_keys(connection, 'OFF')
+        try:
+            context.configure(
+                connection=connection,
+                target_metadata=get_metadata(),
+                **conf_args
+            )
 
-        with context.begin_transaction():
-            context.run_migrations()
+            with context.begin_transaction():
+                context.run_migrations()
+            if on_sqlite:
+                _check_sqlite_foreign_keys(connection)
+        finally:
+            if on_sqlite:
+                _sqlite_foreign_keys(connection, 'ON')
+
+
+def _sqlite_foreign_keys(connection, state):
+    """Turn SQLite's foreign-key enforcement on or off for this connection.
+
+    Batch mode changes a SQLite table by copying it, dropping the original and
+    renaming the copy; with enforcement on, dropping a table that other rows
+    refer to (agenda items, consensuses) fails. SQLite's own procedure for
+    such changes turns enforcement off outside any transaction, which is here,
+    around the whole run, and checks the keys afterwards.
+    """
+    connection.exec_driver_sql(f'PRAGMA foreign_keys={state}')
+    connection.commit()  # end the implicit transaction: Alembic begins its own
+
+
+def _check_sqlite_foreign_keys(connection):
+    broken = connection.exec_driver_sql('PRAGMA foreign_key_check').fetchall()
+    if broken:
+        raise RuntimeError(f'foreign keys broken after the migrations: {broken[:10]}')
+    connection.commit()
 
 
 if context.is_offline_mode():
