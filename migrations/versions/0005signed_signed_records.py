@@ -1,4 +1,5 @@
-"""A signed record and its context: unique agenda positions.
+"""A signed record and its context: unique agenda positions; triggers refusing changes to
+signed records and audit entries.
 
 Revision ID: 0005signed_signed_records
 Revises: 0004_notification_prefs
@@ -7,6 +8,8 @@ Create Date: 2026-12-01 12:00:00.000000
 """
 import sqlalchemy as sa
 from alembic import op
+
+from mdt import append_only
 
 # revision identifiers, used by Alembic.
 revision = '0005signed_signed_records'
@@ -20,9 +23,12 @@ def upgrade():
     with op.batch_alter_table('agenda_items', schema=None) as batch_op:
         batch_op.create_unique_constraint(
             batch_op.f('uq_agenda_items_meeting_id_position'), ['meeting_id', 'position'])
+    # Last: a batch rebuild of a guarded table on SQLite would drop its triggers.
+    append_only.install(op.get_bind())
 
 
 def downgrade():
+    append_only.remove(op.get_bind())
     with op.batch_alter_table('agenda_items', schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f('uq_agenda_items_meeting_id_position'),
                                  type_='unique')
