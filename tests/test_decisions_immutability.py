@@ -12,37 +12,22 @@ from mdt.decisions.models import (
     Amendment,
     Consensus,
     ConsensusAction,
-    Intent,
     Modality,
     Outcome,
-    Stance,
     consensus_proposals,
 )
 from mdt.errors import ImmutableError
 from mdt.extensions import db
 from mdt.notifications import services as notifications
 
-from .decisions_scene import build_scene
+from .decisions_scene import sign_agreed
 
 
 @pytest.fixture
 def signed(make):
     """A scene whose item has a signed, agreed consensus with one action and one adopted
     proposal."""
-    s = build_scene(make, started=True)
-    s.adopted = make.proposal(item=s.item, author=s.radonc)
-    s.other = make.proposal(item=s.item, author=s.ortho, modality=Modality.CEMENTOPLASTY)
-    make.opinion(s.adopted, s.ortho, Stance.SUPPORT)
-    consensus = services.sign_consensus(
-        s.chair, s.item,
-        services.ConsensusInput(outcome=Outcome.AGREED, recommendation="SBRT to T7",
-                                intent=Intent.PALLIATIVE, responsible_clinician_id=s.referrer.id,
-                                adopted_ids=[s.adopted.id],
-                                actions=[services.ActionInput("Book planning CT", s.radonc.id,
-                                                              date(2026, 12, 4))]))
-    db.session.commit()
-    s.consensus_id = consensus.id
-    return s
+    return sign_agreed(make)
 
 
 def _fresh(s) -> Consensus:

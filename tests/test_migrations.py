@@ -15,6 +15,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask import current_app
 
+from mdt import append_only
 from mdt.extensions import db
 
 
@@ -61,6 +62,22 @@ def test_check_constraints_match_the_models():
         f"{sorted(declared - migrated)}; in the migrated database only: "
         f"{sorted(migrated - declared)}"
     )
+
+
+def test_the_append_only_triggers_are_installed():
+    """Alembic compares no triggers; a SQLite batch rebuild of a table silently drops its own.
+
+    The names are those ``mdt.append_only.install`` creates: a later migration
+    that rebuilds a guarded table must install them again.
+    """
+    with db.engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            query = "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal"
+        else:
+            query = "SELECT name FROM sqlite_master WHERE type = 'trigger'"
+        installed = set(conn.execute(sa.text(query)).scalars())
+    assert append_only.trigger_names() <= installed, (
+        f"missing triggers: {sorted(append_only.trigger_names() - installed)}")
 
 
 def test_the_revisions_form_one_line_and_the_database_is_at_its_head():

@@ -203,6 +203,9 @@ class AgendaItem(TimestampMixin, Base):
     __mapper_args__ = {"version_id_col": version}
     __table_args__ = (
         sa.UniqueConstraint("meeting_id", "case_id"),
+        #: One item per place on the agenda: renumbering goes through temporary
+        #: negative positions (``meetings.services.agenda.renumber``).
+        sa.UniqueConstraint("meeting_id", "position"),
         sa.CheckConstraint("minutes_allotted > 0", name="minutes_positive"),
         sa.CheckConstraint(
             "status <> 'deferred' OR status_reason IS NOT NULL", name="deferred_has_reason"

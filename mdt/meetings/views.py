@@ -73,6 +73,13 @@ def _fail(exc: DomainError) -> None:
     flash(exc.message, "error")
 
 
+def _conflict(exc: ConflictError) -> int:
+    """Undo the request's changes, say what happened above the form kept as typed: 409."""
+    db.session.rollback()
+    flash(exc.message, "error")
+    return 409
+
+
 def _form_errors(form) -> str:
     return " ".join(f"{getattr(form, name).label.text}: {'; '.join(errors)}"
                     for name, errors in form.errors.items())
@@ -281,6 +288,7 @@ def new_item(meeting_id: int):
                      f"{c.question[:60]}") for c in services.addable_cases(current_user, meeting)),
         blank="— choose a case —")
     form.presenter_id.choices = _people_choices()
+    status = 200
     if form.validate_on_submit():
         try:
             case = cases.get_visible_case(current_user, int(form.case_id.data))
@@ -291,11 +299,13 @@ def new_item(meeting_id: int):
             flash("Case added to the agenda" + (" (late: after the cutoff)." if item.is_late
                                                 else "."), "success")
             return _to_meeting(meeting.id, "agenda")
+        except ConflictError as exc:
+            status = _conflict(exc)
         except InvalidError as exc:
             db.session.rollback()
             apply_field_errors(form, exc)
     return render_template("meetings/item_new.html", form=form, meeting=meeting, late=late,
-                           cutoff=services.cutoff_at(meeting))
+                           cutoff=services.cutoff_at(meeting)), status
 
 
 @bp.route("/cases/<int:case_id>/agenda", methods=["GET", "POST"])
@@ -312,6 +322,7 @@ def add_case_to_meeting(case_id: int):
           + (" — after the cutoff: late" if clock.now() >= services.cutoff_at(m) else ""))
          for m in meetings), blank="— choose a meeting —")
     form.presenter_id.choices = _people_choices()
+    status = 200
     if form.validate_on_submit():
         try:
             meeting = services.get_meeting(int(form.meeting_id.data))
@@ -322,10 +333,13 @@ def add_case_to_meeting(case_id: int):
             flash("Case added to the agenda" + (" (late: after the cutoff)." if item.is_late
                                                 else "."), "success")
             return _to_meeting(meeting.id, "agenda")
+        except ConflictError as exc:
+            status = _conflict(exc)
         except InvalidError as exc:
             db.session.rollback()
             apply_field_errors(form, exc)
-    return render_template("meetings/add_case.html", form=form, case=case, meetings=meetings)
+    return render_template("meetings/add_case.html", form=form, case=case,
+                           meetings=meetings), status
 
 
 def _local(meeting: Meeting) -> str:

@@ -1,6 +1,7 @@
 """The agenda: putting cases on a meeting, ordering, triage and item status."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import exists, func, select
@@ -21,6 +22,7 @@ from mdt.meetings.services.meetings import (
     check_version,
     cutoff_at,
     has_started,
+    lock_meeting,
     require_scheduled,
     upcoming_clause,
 )
@@ -28,6 +30,9 @@ from mdt.notifications import services as notify
 
 #: Roles that may put any case on an agenda (clinicians only their own referrals).
 PROPOSING_ROLES = (Role.COORDINATOR, Role.ADMIN, Role.SPECIALIST)
+#: What the loser of a race on one agenda is told (the unique constraints caught it).
+AGENDA_CHANGED = ("Someone else changed this meeting's agenda at the same moment. Nothing "
+                  "was saved: look at the agenda, then try again.")
 
 
 def get_item(item_id: int) -> AgendaItem:
@@ -116,11 +121,31 @@ def can_remove_item(item: AgendaItem) -> bool:
             and item.carried_from_id is None)
 
 
-def next_position(meeting: Meeting) -> int:
-    """Return the position after the meeting's last item."""
-    current = db.session.scalar(
-        select(func.max(AgendaItem.position)).where(AgendaItem.meeting_id == meeting.id))
-    return (current or 0) + 1
+def next_position(meeting: Meeting) -> Any:
+    """Return the position after the meeting's last item, as SQL for the INSERT to evaluate.
+
+    Read by the statement that inserts the row, so two requests adding at once
+    never both read the same last position (SQLite runs one INSERT at a time;
+    on PostgreSQL ``lock_meeting`` orders them). The unique constraint on
+    (meeting, position) refuses anything that still slips through.
+    """
+    return (select(func.coalesce(func.max(AgendaItem.position), 0) + 1)
+            .where(AgendaItem.meeting_id == meeting.id).scalar_subquery())
+
+
+def renumber(items: Sequence[AgendaItem]) -> None:
+    """Give ``items`` the positions 1, 2, ... in their order, never two rows at one place.
+
+    The database checks the unique (meeting, position) row by row, so the rows
+    that move first step aside to a temporary negative position (minus their id).
+    """
+    moving = [(item, n) for n, item in enumerate(items, start=1) if item.position != n]
+    for item, _ in moving:
+        item.position = -item.id
+    flush_or_conflict(AGENDA_CHANGED, integrity=True)
+    for item, n in moving:
+        item.position = n
+    flush_or_conflict(AGENDA_CHANGED, integrity=True)
 
 
 def _check_case_can_go_on(case: Case, meeting: Meeting) -> None:
@@ -144,6 +169,7 @@ def _check_minutes(minutes: int) -> None:
 def add_item(meeting: Meeting, case: Case, *, actor: User, minutes_allotted: int = 10,
              presenter_id: int | None = None) -> AgendaItem:
     """Put a case on a meeting's agenda; after the cutoff only coordinators can, marked late."""
+    lock_meeting(meeting)
     late = check_can_add(actor, case, meeting)
     _check_case_can_go_on(case, meeting)
     _check_minutes(minutes_allotted)
@@ -152,7 +178,7 @@ def add_item(meeting: Meeting, case: Case, *, actor: User, minutes_allotted: int
                       minutes_allotted=minutes_allotted, presenter_id=presenter_id,
                       is_late=late, added_by_id=actor.id)
     db.session.add(item)
-    db.session.flush()
+    flush_or_conflict(AGENDA_CHANGED, integrity=True)
     audit.record("agenda_item.added",
                  f"Case {case.id} added to meeting {meeting.id}" + (" (late)" if late else ""),
                  actor=actor, obj=item, case_id=case.id,
@@ -188,6 +214,7 @@ def _why_not_removable(item: AgendaItem) -> str:
 
 def remove_item(item: AgendaItem, *, actor: User | None) -> None:
     """Take a pending item off the agenda; refused once anything was proposed or decided."""
+    lock_meeting(item.meeting, with_items=True)
     if not can_remove_item(item):
         raise InvalidError(_why_not_removable(item))
     meeting, case_id = item.meeting, item.case_id
@@ -197,15 +224,14 @@ def remove_item(item: AgendaItem, *, actor: User | None) -> None:
                        "triage": item.triage, "is_late": item.is_late})
     meeting.items.remove(item)
     db.session.delete(item)
-    for position, other in enumerate(meeting.items, start=1):
-        other.position = position
-    flush_or_conflict()
+    renumber(meeting.items)
 
 
 def move_item(item: AgendaItem, direction: str, *, actor: User | None) -> bool:
     """Swap an item with its neighbour ("up" or "down"); return False at either end."""
     if direction not in ("up", "down"):
         raise InvalidError("Move an item up or down.")
+    lock_meeting(item.meeting, with_items=True)
     items = sorted(item.meeting.items, key=lambda i: (i.position, i.id))
     index = items.index(item)
     other_index = index - 1 if direction == "up" else index + 1
@@ -213,9 +239,7 @@ def move_item(item: AgendaItem, direction: str, *, actor: User | None) -> bool:
         return False
     other = items[other_index]
     items[index], items[other_index] = other, item
-    for position, each in enumerate(items, start=1):
-        each.position = position
-    flush_or_conflict()
+    renumber(items)
     audit.record("agenda_item.moved", f"Agenda item {item.id} moved {direction}", actor=actor,
                  obj=item, case_id=item.case_id,
                  data={"position": item.position, "direction": direction})

@@ -10,8 +10,8 @@ from mdt.db import flush_or_conflict
 from mdt.errors import InvalidError
 from mdt.extensions import db
 from mdt.meetings.models import AgendaItem, ItemStatus, Meeting, MeetingStatus
-from mdt.meetings.services.agenda import next_position
-from mdt.meetings.services.meetings import cutoff_at, has_started
+from mdt.meetings.services.agenda import AGENDA_CHANGED, next_position
+from mdt.meetings.services.meetings import cutoff_at, has_started, lock_meeting
 from mdt.meetings.services.series import generate_meetings
 from mdt.notifications import services as notify
 
@@ -70,6 +70,7 @@ def carry_over(item: AgendaItem, *, actor: User) -> AgendaItem:
     target = next_meeting_after(item.meeting)
     if target is None:
         raise InvalidError("The series has no later scheduled meeting to carry this item to.")
+    lock_meeting(target)
     if db.session.scalar(select(AgendaItem.id).where(AgendaItem.meeting_id == target.id,
                                                       AgendaItem.case_id == item.case_id)):
         raise InvalidError("This case is already on the agenda of the next meeting.")
@@ -78,7 +79,7 @@ def carry_over(item: AgendaItem, *, actor: User) -> AgendaItem:
                           triage=item.triage, is_late=clock.now() >= cutoff_at(target),
                           added_by_id=actor.id, carried_from_id=item.id)
     db.session.add(new_item)
-    db.session.flush()
+    flush_or_conflict(AGENDA_CHANGED, integrity=True)
     if item.status == ItemStatus.PENDING:
         item.status, item.status_reason = ItemStatus.DEFERRED, NOT_REACHED
     item.carried_to_id = new_item.id

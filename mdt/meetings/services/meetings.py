@@ -115,6 +115,24 @@ def meetings_open_for_case(user: User, case: Case) -> list[Meeting]:
     return [m for m in meetings if clock.now() < cutoff_at(m)]
 
 
+def lock_meeting(meeting: Meeting, *, with_items: bool = False) -> Meeting:
+    """Hold the meeting's row until commit and re-read it (and its agenda, ``with_items``).
+
+    Changes to one meeting (its agenda, its record) and signing at it then
+    happen one request at a time: on PostgreSQL a concurrent request waits here
+    and then reads what the first one committed. ``FOR NO KEY UPDATE`` still
+    lets other transactions insert rows that merely refer to the meeting.
+    SQLite has no row locks but admits one writer at a time; ``next_position``
+    is computed inside the INSERT so that the lock is not needed there.
+    """
+    query = (select(Meeting).where(Meeting.id == meeting.id).with_for_update(key_share=True)
+             .execution_options(populate_existing=True))
+    if with_items:
+        query = query.options(selectinload(Meeting.items))
+    db.session.scalars(query).one()
+    return meeting
+
+
 def require_scheduled(meeting: Meeting) -> None:
     """Raise InvalidError if ``meeting`` is cancelled: nothing on it can change."""
     if meeting.is_cancelled:

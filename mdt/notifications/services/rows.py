@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from mdt import clock, timezones
 from mdt.auth.models import Role, User, UserRole
@@ -48,11 +49,37 @@ def schedule(kind: NotificationKind, recipient_id: int, key: str, due_at: dateti
     reason holds again, e.g. a person invited again); a row already sent,
     sending or failed is left alone and ``None`` is returned.
     """
-    row = _upsert(find_row(key), kind, recipient_id, key, due_at, meeting_id=meeting_id,
-                  case_id=case_id, payload=payload,
-                  wants_email=emails_wanted(recipient_id, kind, (payload or {}).get("role")))
+    wants_email = emails_wanted(recipient_id, kind, (payload or {}).get("role"))
+    row = find_row(key)
+    if row is None:
+        row = _insert_once(kind, recipient_id, key, due_at, meeting_id=meeting_id,
+                           case_id=case_id, payload=payload, wants_email=wants_email)
+        if row is not None:
+            return row
+        row = find_row(key)  # another request has just scheduled it: bring theirs up to date
+    row = _upsert(row, kind, recipient_id, key, due_at, meeting_id=meeting_id,
+                  case_id=case_id, payload=payload, wants_email=wants_email)
     db.session.flush()
     return row
+
+
+def _insert_once(kind: NotificationKind, recipient_id: int, key: str, due_at: datetime, *,
+                 wants_email: bool, meeting_id: int | None, case_id: int | None,
+                 payload: dict[str, Any] | None) -> Notification | None:
+    """Insert the row for ``key``; None if another transaction holds that key already.
+
+    ``ON CONFLICT DO NOTHING`` waits for a concurrent insert of the same key to
+    commit, then does nothing: the unique key is never violated, so the change
+    that scheduled the row (say, a case put on an agenda) is never lost to it.
+    """
+    insert = postgresql.insert if db.session.get_bind().dialect.name == "postgresql" \
+        else sqlite.insert
+    statement = insert(Notification).values(
+        kind=kind, recipient_id=recipient_id, dedup_key=key, due_at=due_at, attempts=0,
+        meeting_id=meeting_id, case_id=case_id, payload=dict(payload or {}),
+        send_email=wants_email,
+    ).on_conflict_do_nothing(index_elements=["dedup_key"]).returning(Notification)
+    return db.session.scalars(statement).one_or_none()
 
 
 def schedule_many(kind: NotificationKind, entries: list[tuple[int, str]], due_at: datetime, *,
