@@ -60,6 +60,11 @@ DEFAULTS: dict[str, Any] = {
     # Patient detail in e-mails: "initials" (initials and the last 3
     # characters of the hospital number) or "none" (case number only).
     "EMAIL_PATIENT_DETAIL": "initials",
+    # Development and test only (refused in production): move this process's
+    # clock, e.g. to let a worker send tomorrow's reminders (mdt/clock.py).
+    "CLOCK_OFFSET_SECONDS": 0.0,
+    "CLOCK_AT": "",
+    "CLOCK_FILE": "",
 }
 
 
@@ -176,3 +181,19 @@ def check_config(config: Config) -> None:
             "MDT_SECRET_KEY must be set to a long random value outside development "
             "(for example: python -c 'import secrets; print(secrets.token_hex(32))')."
         )
+
+
+def check_clock(config: Config) -> None:
+    """Refuse a moved clock in production; refuse a clock setting that cannot be read."""
+    from mdt import clock
+
+    if not clock.configured(config):
+        return
+    if config["MDT_ENV"] == "production":
+        raise ConfigError(f"{', '.join(clock.SETTINGS)} move the clock for development and "
+                          "tests only; unset them in production.")
+    try:
+        clock.configure(config)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"The clock settings ({', '.join(clock.SETTINGS)}) cannot be used: "
+                          f"{exc}") from exc
