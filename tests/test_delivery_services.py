@@ -48,10 +48,10 @@ class FakeBackend:
         self.sent: list[tuple[str, EmailMessage]] = []
         self.errors = list(errors)
 
-    def send(self, message, *, key):
+    def send(self, outgoing, *, key):
         if self.errors:
             raise self.errors.pop(0)
-        self.sent.append((key, message))
+        self.sent.append((key, outgoing.message))
 
 
 @pytest.fixture

@@ -288,3 +288,33 @@ def queue_length(url: str, queue: str) -> int:
         return client.llen(queue)
     finally:
         client.close()
+
+
+def test_a_row_that_cannot_be_built_fails_alone_and_the_worker_sends_the_rest(
+        make, smtp, queue, tmp_path, broker_config, start_worker, app, monkeypatch):
+    """Item 8 through a real worker: control characters written straight into the rows."""
+    broker_url = f"sqla+sqlite:///{tmp_path / 'broker.sqlite'}"
+    broker_config(broker_url, queue)
+    monkeypatch.setitem(app.config, "NOTIFY_DELIVER_BATCH", 10)  # one task for every row
+    meeting, people, ids = meeting_with_attendees(make, 4)
+    meeting.series.name = "Bone\r\nmetastasis MDT"
+    people[1].name = "Dr Evil\r\nBcc: leak@attacker.example"
+    people[2].email = "broken@example.org\r\nbcc: leak@attacker.example"
+    db.session.commit()
+    worker = start_worker(broker_url, queue)
+    assert dispatcher.dispatch().published == 4
+    try:
+        wait_for(lambda: statuses(ids)[S.PENDING] + statuses(ids)[S.SENDING] == 0, 30,
+                 "every row to be sent or failed")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: {dict(statuses(ids))}\n{worker.log()}") from None
+    db.session.rollback()
+    rows = {r.id: r for r in db.session.scalars(select(Notification).where(
+        Notification.id.in_(ids)))}
+    assert [rows[i].status for i in ids] == [S.SENT, S.SENT, S.FAILED, S.SENT]
+    assert "could not be built" in rows[ids[2]].last_error
+    assert smtp.sink.per_notification() == Counter({ids[0]: 1, ids[1]: 1, ids[3]: 1})
+    envelopes = sorted(m["X-Envelope-To"] for m in smtp.sink.snapshot())
+    assert envelopes == sorted(people[i].email for i in (0, 1, 3))  # nobody else, no leak
+    subjects = {" ".join(str(m["Subject"]).split()) for m in smtp.sink.snapshot()}
+    assert all(s.startswith("Reminder: Bone metastasis MDT, ") for s in subjects)

@@ -7,16 +7,18 @@ import smtplib
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import timedelta
-from email.message import Message
+from email.utils import parseaddr
 from typing import Any
 
 from flask import current_app
 from sqlalchemy import select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import joinedload
 
 from mdt import clock
 from mdt.auth.models import User
 from mdt.db import rowcount
+from mdt.delivery import mail
 from mdt.delivery.mail import PermanentMailError, TransientMailError, get_backend
 from mdt.extensions import db
 from mdt.notifications import render
@@ -88,16 +90,16 @@ def deliver(notification_id: int) -> DeliveryResult:
     if not notification.send_email:
         return _finish(notification, Status.SENT, Outcome.IN_APP)
     try:
-        message = _render(notification)
-    except Exception as exc:  # a rendering bug: retrying the same input will not help
-        log.exception("rendering notification %d failed", notification_id)
+        outgoing = _build(notification)
+    except Exception as exc:  # bad data or a rendering bug: the same input will fail again
+        log.exception("notification %d: the message could not be built", notification_id)
         db.session.rollback()
-        return _fail(notification_id, f"rendering failed: {exc!r}")
-    if message is None:
+        return _fail(notification_id, f"the message could not be built: {exc!r}")
+    if outgoing is None:
         return _finish(notification, Status.CANCELLED, Outcome.CANCELLED,
                        note="no longer relevant when due")
     try:
-        get_backend(current_app.config).send(message, key=str(notification_id))
+        get_backend(current_app.config).send(outgoing, key=str(notification_id))
     except PermanentMailError as exc:
         return _fail(notification_id, str(exc))
     except (TransientMailError, smtplib.SMTPException, OSError) as exc:
@@ -115,7 +117,7 @@ def deliver_batch(notification_ids: list[int]) -> dict[int, DeliveryResult]:
     token = _in_batch.set(True)
     try:
         with render.shared_loads():
-            results = {i: deliver(i) for i in dict.fromkeys(notification_ids)}
+            results = {i: _deliver_in_batch(i) for i in dict.fromkeys(notification_ids)}
         db.session.commit()  # the last row's outcome
         return results
     finally:
@@ -123,12 +125,34 @@ def deliver_batch(notification_ids: list[int]) -> dict[int, DeliveryResult]:
         session.expire_on_commit = expire
 
 
-def _render(notification: Notification) -> Message | None:
-    """Build the row's e-mail (``mdt.notifications.render``), tagged with the row's id."""
+def _deliver_in_batch(notification_id: int) -> DeliveryResult:
+    """Deliver one row of a batch; an unexpected error fails that row, and the batch goes on.
+
+    A database error is not caught: the outcome could not be recorded anyway,
+    and the row's claim lease hands it to the next dispatcher run.
+    """
+    try:
+        return deliver(notification_id)
+    except SQLAlchemyError:
+        raise
+    except Exception as exc:
+        log.exception("notification %d: delivery failed", notification_id)
+        db.session.rollback()
+        return _fail(notification_id, f"delivery failed: {exc!r}")
+
+
+def _build(notification: Notification) -> mail.Outgoing | None:
+    """Build the row's e-mail, tagged with the row's id, written once; None if no longer relevant.
+
+    The envelope is the configured sender and the recipient's address, never
+    taken from the headers.
+    """
     message = render.build_message(notification)
-    if message is not None:
-        message["X-MDT-Notification"] = str(notification.id)
-    return message
+    if message is None:
+        return None
+    message["X-MDT-Notification"] = str(notification.id)
+    return mail.prepare(message, sender=parseaddr(current_app.config["MAIL_SENDER"])[1],
+                        recipients=(notification.recipient.email,))
 
 
 def _record_outcome() -> None:
