@@ -11,7 +11,7 @@ from pathlib import Path
 
 from flask import Flask
 
-from mdt.config import check_config, configure
+from mdt.config import check_clock, check_config, configure
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,6 +33,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     )
     configure(app, test_config)
     check_config(app.config)
+    check_clock(app.config)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
 
     _init_extensions(app)

@@ -89,6 +89,11 @@ DEFAULTS: dict[str, Any] = {
     # Strict-Transport-Security: on in production unless a proxy in front sets it.
     "HSTS": None,
     "HSTS_MAX_AGE": 31_536_000,
+    # Development and test only (refused in production): move this process's
+    # clock, e.g. to let a worker send tomorrow's reminders (mdt/clock.py).
+    "CLOCK_OFFSET_SECONDS": 0.0,
+    "CLOCK_AT": "",
+    "CLOCK_FILE": "",
 }
 
 
@@ -233,3 +238,19 @@ def check_config(config: Config) -> None:
             f"not {len(str(secret).encode())} (for example: python -c 'import secrets; "
             "print(secrets.token_hex(32))')."
         )
+
+
+def check_clock(config: Config) -> None:
+    """Refuse a moved clock in production; refuse a clock setting that cannot be read."""
+    from mdt import clock
+
+    if not clock.configured(config):
+        return
+    if config["MDT_ENV"] == "production":
+        raise ConfigError(f"{', '.join(clock.SETTINGS)} move the clock for development and "
+                          "tests only; unset them in production.")
+    try:
+        clock.configure(config)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"The clock settings ({', '.join(clock.SETTINGS)}) cannot be used: "
+                          f"{exc}") from exc

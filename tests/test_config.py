@@ -104,3 +104,74 @@ def test_a_setting_out_of_range_refuses_to_start(monkeypatch, tmp_path, name, va
     with pytest.raises(ConfigError, match=name):
         create_app({"TESTING": True,
                     "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'x.sqlite'}"})
+@pytest.fixture
+def real_clock():
+    """Put the process's clock back to the real time after a test that moved it."""
+    from mdt import clock
+
+    yield clock
+    clock.reset()
+
+
+def _clock_app(monkeypatch, tmp_path, **environ: str) -> Flask:
+    monkeypatch.setenv("MDT_INSTANCE_PATH", str(tmp_path))
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    return create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'x.sqlite'}"})
+
+
+def test_a_development_process_can_start_with_an_offset_clock(monkeypatch, tmp_path,
+                                                             real_clock):
+    from datetime import UTC, datetime, timedelta
+
+    _clock_app(monkeypatch, tmp_path, MDT_CLOCK_OFFSET_SECONDS="86400")
+    shift = real_clock.now() - datetime.now(UTC)
+    assert timedelta(hours=23, minutes=59) < shift <= timedelta(days=1)
+
+
+def test_a_test_process_can_start_at_a_set_time_that_runs_on(monkeypatch, tmp_path, real_clock):
+    import time
+    from datetime import UTC, datetime, timedelta
+
+    _clock_app(monkeypatch, tmp_path, MDT_ENV="test", MDT_CLOCK_AT="2026-12-03T09:00:00+08:00")
+    first = real_clock.now()
+    assert datetime(2026, 12, 3, 1, 0, tzinfo=UTC) <= first \
+        < datetime(2026, 12, 3, 1, 0, 5, tzinfo=UTC)
+    time.sleep(0.05)
+    assert real_clock.now() - first >= timedelta(seconds=0.05)  # it runs, it is not frozen
+    real_clock.set_now(datetime(2030, 1, 1, tzinfo=UTC))  # an in-process freeze still wins
+    assert real_clock.now() == datetime(2030, 1, 1, tzinfo=UTC)
+
+
+def test_a_clock_file_moves_a_running_process(monkeypatch, tmp_path, real_clock):
+    from datetime import UTC, datetime, timedelta
+
+    path = tmp_path / "clock"
+    real_clock.write_file(path, datetime(2026, 12, 3, 9, 0, tzinfo=UTC))
+    _clock_app(monkeypatch, tmp_path, MDT_CLOCK_FILE=str(path))
+    at = real_clock.now()
+    assert timedelta(0) <= at - datetime(2026, 12, 3, 9, 0, tzinfo=UTC) < timedelta(seconds=5)
+    real_clock.write_file(path, datetime(2026, 12, 4, 9, 0, tzinfo=UTC))
+    moved = real_clock.now() - datetime(2026, 12, 4, 9, 0, tzinfo=UTC)
+    assert timedelta(0) <= moved < timedelta(seconds=5)
+    path.write_text("-3600")
+    shift = real_clock.now() - datetime.now(UTC)
+    assert timedelta(hours=-1, seconds=-5) < shift <= timedelta(hours=-1)
+
+
+@pytest.mark.parametrize("name, value", [("MDT_CLOCK_OFFSET_SECONDS", "60"),
+                                          ("MDT_CLOCK_AT", "2026-12-03T09:00:00Z")])
+def test_production_refuses_a_moved_clock(monkeypatch, tmp_path, real_clock, name, value):
+    from datetime import UTC, datetime, timedelta
+
+    with pytest.raises(ConfigError, match="development and tests only"):
+        _clock_app(monkeypatch, tmp_path, MDT_ENV="production", MDT_SECRET_KEY="k" * 64,
+                   **{name: value})
+    assert abs(real_clock.now() - datetime.now(UTC)) < timedelta(seconds=1)
+
+
+@pytest.mark.parametrize("value", ["2026-12-03 09:00", "tomorrow"])
+def test_a_clock_time_without_a_zone_or_unreadable_is_refused(monkeypatch, tmp_path, real_clock,
+                                                              value):
+    with pytest.raises(ConfigError, match="MDT_CLOCK_AT"):
+        _clock_app(monkeypatch, tmp_path, MDT_CLOCK_AT=value)

@@ -120,3 +120,31 @@ def test_the_dispatcher_publishes_chunks_of_the_configured_size(make, app, monke
     chunks: list[list[int]] = []
     assert dispatcher.dispatch(chunks.append).published == 5
     assert chunks == [ids[0:2], ids[2:4], ids[4:5]]
+
+
+def test_a_batch_holds_its_waiting_rows_for_the_claim_lease_not_ten_minutes(make, monkeypatch,
+                                                                            frozen_clock):
+    now = frozen_clock(clock.now().replace(microsecond=0))
+    ids = reminders(make, 3)
+    assert dispatcher.dispatch(lambda chunk: None).published == 3  # queued: 10 minutes
+    seen: dict[int, tuple] = {}
+
+    class Peek:
+        """Reads the rows from another connection while the first one is on the wire."""
+
+        def send(self, outgoing, *, key):
+            if seen:
+                return
+            with db.engine.connect() as other:
+                seen.update({row.id: (row.status, row.lease_expires_at) for row in other.execute(
+                    select(Notification.id, Notification.status, Notification.lease_expires_at)
+                    .where(Notification.id.in_(ids)))})
+
+    monkeypatch.setattr(delivery, "get_backend", lambda config: Peek())
+    delivery.deliver_batch(ids)
+    lease = now + delivery.claim_lease()
+    # The row being sent is claimed; the two after it are held by this worker, committed.
+    assert {i: seen[i][0] for i in ids} == {ids[0]: S.SENDING, ids[1]: S.PENDING,
+                                            ids[2]: S.PENDING}
+    assert {seen[i][1] for i in ids} == {lease}
+    assert statuses(ids) == [S.SENT] * 3

@@ -1,6 +1,7 @@
 """Mail backends: .eml files for development, SMTP (a real aiosmtpd server) for production."""
 from __future__ import annotations
 
+import time
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 
@@ -11,13 +12,13 @@ from mdt.delivery import mail
 from .helpers.smtp import SMTPServer, free_port
 
 
-def message(to="a.doctor@example.org", subject="Reminder") -> EmailMessage:
+def message(to="a.doctor@example.org", subject="Reminder") -> mail.Outgoing:
     msg = EmailMessage()
     msg["From"] = "MDT <mdt@hospital.example>"
     msg["To"] = to
     msg["Subject"] = subject
     msg.set_content("Body")
-    return msg
+    return mail.prepare(msg)
 
 
 @pytest.fixture
@@ -86,6 +87,45 @@ def test_smtp_5xx_is_permanent(smtp, smtp_backend):
 def test_smtp_server_down_raises_a_connection_error(smtp_backend):
     with pytest.raises(OSError):
         smtp_backend(free_port()).send(message(), key="1")
+
+
+def test_one_exchange_has_the_timeout_in_all_not_per_reply(smtp):
+    smtp.sink.slow = 0.4  # each of MAIL, RCPT and DATA answered after 0.4 s: 1.2 s in all
+    backend = mail.SMTPBackend("127.0.0.1", smtp.port, timeout=1.0)
+    started = time.monotonic()
+    try:
+        with pytest.raises(TimeoutError):
+            backend.send(message(), key="1")
+    finally:
+        backend.close()
+    # Every reply came well within the timeout; the exchange as a whole did not.
+    assert time.monotonic() - started < 1.35
+    smtp.sink.slow = 0.2  # 0.6 s in all: within the timeout
+    backend = mail.SMTPBackend("127.0.0.1", smtp.port, timeout=1.0)
+    try:
+        backend.send(message(subject="in time"), key="2")
+    finally:
+        backend.close()
+    assert "in time" in [m["Subject"] for m in smtp.sink.snapshot()]
+
+
+@pytest.mark.parametrize("to", ["a.doctor@example.org\r\nBcc: leak@attacker.example",
+                                "nobody", ""])
+def test_a_message_smtp_could_not_carry_is_refused_before_sending(to):
+    msg = EmailMessage()
+    msg["From"] = "MDT <mdt@hospital.example>"
+    msg["Subject"] = "Reminder"
+    msg.set_content("Body")
+    with pytest.raises(mail.UnbuildableMessage):
+        mail.prepare(msg, recipients=(to,))
+
+
+def test_prepare_writes_crlf_lines_and_takes_the_envelope_from_the_headers():
+    outgoing = message(to="Dr A <a.doctor@example.org>")
+    assert (outgoing.sender, outgoing.recipients) == ("mdt@hospital.example",
+                                                      ("a.doctor@example.org",))
+    assert b"\r\nSubject: Reminder\r\n" in outgoing.data and b"\n\n" not in outgoing.data
+    assert not outgoing.international
 
 
 def test_get_backend_follows_the_configuration(tmp_path):

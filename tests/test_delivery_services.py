@@ -48,10 +48,10 @@ class FakeBackend:
         self.sent: list[tuple[str, EmailMessage]] = []
         self.errors = list(errors)
 
-    def send(self, message, *, key):
+    def send(self, outgoing, *, key):
         if self.errors:
             raise self.errors.pop(0)
-        self.sent.append((key, message))
+        self.sent.append((key, outgoing.message))
 
 
 @pytest.fixture
@@ -251,10 +251,16 @@ def test_dispatch_releases_claims_of_a_dead_worker(make):
     assert delivery.claim(row.id)
     published: list[int] = []
     assert dispatcher.dispatch(published.extend).released == 0  # a live claim is left alone
-    clock.set_now(NOW + delivery.CLAIM_LEASE + timedelta(seconds=1))
+    # The lease is sized to the mail timeout (10 s): a minute, not ten.
+    assert delivery.claim_lease() == timedelta(seconds=60)
+    assert fresh(row.id).lease_expires_at == NOW + timedelta(seconds=60)
+    clock.set_now(NOW + timedelta(seconds=59))
+    assert dispatcher.dispatch(published.extend).released == 0
+    clock.set_now(NOW + timedelta(seconds=61))
     result = dispatcher.dispatch(published.extend)
     assert (result.released, published) == (1, [row.id])
-    assert fresh(row.id).status == S.PENDING
+    released = fresh(row.id)
+    assert released.status == S.PENDING and "may arrive twice" in released.last_error
 
 
 def test_only_one_dispatcher_holds_the_lease(make):

@@ -11,7 +11,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -19,7 +19,6 @@ from sqlalchemy import func, select
 
 from mdt import clock
 from mdt.delivery import dispatcher
-from mdt.delivery import services as delivery
 from mdt.extensions import db
 from mdt.notifications.models import Notification, NotificationKind, NotificationStatus
 
@@ -67,13 +66,36 @@ def broker_config(app, monkeypatch):
 
 
 @pytest.fixture
+def worker_clock(tmp_path):
+    """The time of this test and of its workers: a clock file (MDT_CLOCK_FILE) the test moves."""
+
+    class WorkerClock:
+        path = tmp_path / "clock"
+
+        def set(self, moment):
+            clock.write_file(self.path, moment)  # the workers' time, running on from moment
+            clock.set_now(moment)  # this process's, frozen there
+            return moment
+
+        def restart(self):
+            """Start counting again from the real time now (a worker may be slow to start)."""
+            self.start = self.set(datetime.now(UTC).replace(microsecond=0))
+
+    worker_time = WorkerClock()
+    worker_time.start = worker_time.set(clock.now().replace(microsecond=0))
+    return worker_time
+
+
+@pytest.fixture
 def start_worker(app, database_url, smtp, tmp_path):
     workers: list[Worker] = []
 
-    def start(broker_url: str, queue: str, **extra) -> Worker:
+    def start(broker_url: str, queue: str, *, app: str = "worker", **extra) -> Worker:
+        if (tmp_path / "clock").exists():  # the test uses worker_clock
+            extra.setdefault("MDT_CLOCK_FILE", str(tmp_path / "clock"))
         env = worker_env(database_url=database_url, broker_url=broker_url, instance=tmp_path,
                          smtp_port=smtp.port, queue=queue, **extra)
-        worker = Worker(env, tmp_path / f"worker{len(workers)}.log")
+        worker = Worker(env, tmp_path / f"worker{len(workers)}.log", app=app)
         workers.append(worker)
         return worker.start()
 
@@ -164,27 +186,90 @@ def test_reminders_reach_smtp_through_a_worker_on_redis(
     assert_each_arrived_once(smtp, ids, people, meeting)
 
 
-def test_worker_killed_mid_batch_loses_nothing_and_doubles_nothing(
-        make, smtp, queue, shared_redis, broker_config, start_worker, app, monkeypatch):
+def dispatch_each_minute_until_sent(ids, worker, worker_clock, *, minutes: int = 3) -> int:
+    """Play beat after a kill: one dispatcher run per minute of the clock; return the minute
+    at which every row had gone out (the worker sends what is published within seconds)."""
+    for minute in range(1, minutes + 1):
+        worker_clock.set(worker_clock.start + timedelta(minutes=minute))
+        expected = statuses(ids)[S.SENT] + dispatcher.dispatch().published
+        if expected > statuses(ids)[S.SENT]:
+            try:
+                wait_for(lambda n=expected: statuses(ids)[S.SENT] == n, 20,
+                         "the published rows to be sent")
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}: {dict(statuses(ids))}\n{worker.log()}") from None
+        if statuses(ids)[S.SENT] == len(ids):
+            return minute
+    db.session.rollback()
+    rows = [(r.id, r.status.value, r.claimed_at, r.lease_expires_at, r.last_error)
+            for r in db.session.scalars(select(Notification).where(Notification.id.in_(ids)))]
+    raise AssertionError(f"not every row went out within {minutes} minutes of the kill "
+                         f"(clock started {worker_clock.start}): {rows}\n{worker.log()}")
+
+
+def test_worker_killed_mid_send_loses_nothing_and_the_rest_goes_once_its_lease_passes(
+        make, smtp, queue, shared_redis, broker_config, start_worker, app, monkeypatch,
+        worker_clock):
     broker_config(shared_redis, queue)
     monkeypatch.setitem(app.config, "NOTIFY_DELIVER_BATCH", 3)  # two tasks of three rows
     meeting, people, ids = meeting_with_attendees(make, 6)
     smtp.sink.hold_at = 2  # the third message keeps the worker waiting for our reply
     first = start_worker(shared_redis, queue)
+    worker_clock.restart()  # the minutes count from the dispatch
     assert dispatcher.dispatch().published == 6
     wait_for(smtp.sink.holding.is_set, 20, "the worker to be in the middle of a send")
     first.kill()
-    smtp.sink.release.set()
+    smtp.sink.release.set()  # the held message is refused, never accepted
     assert statuses(ids) == Counter({S.SENT: 2, S.SENDING: 1, S.PENDING: 3})
     second = start_worker(shared_redis, queue)
-    # The three tasks still queued go to the new worker; the killed one's row stays
+    # The task still queued goes to the new worker; the killed one's row stays
     # claimed until its lease passes (time is moved on, not waited for).
     wait_for(lambda: statuses(ids)[S.SENT] == 5, 20, "the queued notifications")
-    clock.set_now(clock.now() + delivery.CLAIM_LEASE + timedelta(seconds=1))
-    result = dispatcher.dispatch()
-    assert (result.released, result.published) == (1, 1)
-    wait_until_sent(ids, second)
+    assert dispatch_each_minute_until_sent(ids, second, worker_clock) <= 2
     assert_each_arrived_once(smtp, ids, people, meeting)
+
+
+def test_worker_killed_after_smtp_accepted_a_message_sends_nothing_twice(
+        make, smtp, queue, shared_redis, broker_config, start_worker, app, monkeypatch,
+        worker_clock):
+    """Item 13: the kill comes after the server accepted the 2nd message and the worker
+    heard so, before it touches the 3rd. Each outcome is committed the moment SMTP
+    accepts, so nothing is sent again; the rest of the batch goes within minutes."""
+    broker_config(shared_redis, queue)
+    monkeypatch.setitem(app.config, "NOTIFY_DELIVER_BATCH", 5)  # one task of five rows
+    meeting, people, ids = meeting_with_attendees(make, 5)
+    first = start_worker(shared_redis, queue, app="tests.helpers.faults",
+                         MDT_TEST_KILL_AT_CLAIM="3")
+    worker_clock.restart()  # the minutes count from the dispatch
+    assert dispatcher.dispatch().published == 5
+    first.wait_dead(20)
+    assert smtp.sink.per_notification() == Counter({ids[0]: 1, ids[1]: 1})
+    assert statuses(ids) == Counter({S.SENT: 2, S.PENDING: 3}), first.log()
+    second = start_worker(shared_redis, queue)
+    # Held for the claim lease (60 s), not the 10-minute dispatch lease.
+    assert dispatch_each_minute_until_sent(ids, second, worker_clock) <= 2
+    assert_each_arrived_once(smtp, ids, people, meeting)
+
+
+def test_worker_killed_between_acceptance_and_commit_sends_that_one_message_twice(
+        make, smtp, queue, shared_redis, broker_config, start_worker, app, monkeypatch,
+        worker_clock):
+    """The one window left: accepted by the server, killed before the commit. That row alone
+    goes again when its claim lease passes (docs/operations.md says so)."""
+    broker_config(shared_redis, queue)
+    monkeypatch.setitem(app.config, "NOTIFY_DELIVER_BATCH", 5)
+    meeting, people, ids = meeting_with_attendees(make, 5)
+    first = start_worker(shared_redis, queue, app="tests.helpers.faults",
+                         MDT_TEST_KILL_AFTER_SEND="2")
+    worker_clock.restart()  # the minutes count from the dispatch
+    assert dispatcher.dispatch().published == 5
+    first.wait_dead(20)
+    assert statuses(ids) == Counter({S.SENT: 1, S.SENDING: 1, S.PENDING: 3}), first.log()
+    second = start_worker(shared_redis, queue)
+    assert dispatch_each_minute_until_sent(ids, second, worker_clock) <= 2
+    assert smtp.sink.per_notification() == Counter({i: 1 for i in ids} | {ids[1]: 2})
+    db.session.rollback()
+    assert db.session.get(Notification, ids[1]).last_error is None  # sent the second time
 
 
 def test_redis_down_while_changes_commit_then_everything_goes_once_it_is_back(
@@ -288,3 +373,33 @@ def queue_length(url: str, queue: str) -> int:
         return client.llen(queue)
     finally:
         client.close()
+
+
+def test_a_row_that_cannot_be_built_fails_alone_and_the_worker_sends_the_rest(
+        make, smtp, queue, tmp_path, broker_config, start_worker, app, monkeypatch):
+    """Item 8 through a real worker: control characters written straight into the rows."""
+    broker_url = f"sqla+sqlite:///{tmp_path / 'broker.sqlite'}"
+    broker_config(broker_url, queue)
+    monkeypatch.setitem(app.config, "NOTIFY_DELIVER_BATCH", 10)  # one task for every row
+    meeting, people, ids = meeting_with_attendees(make, 4)
+    meeting.series.name = "Bone\r\nmetastasis MDT"
+    people[1].name = "Dr Evil\r\nBcc: leak@attacker.example"
+    people[2].email = "broken@example.org\r\nbcc: leak@attacker.example"
+    db.session.commit()
+    worker = start_worker(broker_url, queue)
+    assert dispatcher.dispatch().published == 4
+    try:
+        wait_for(lambda: statuses(ids)[S.PENDING] + statuses(ids)[S.SENDING] == 0, 30,
+                 "every row to be sent or failed")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: {dict(statuses(ids))}\n{worker.log()}") from None
+    db.session.rollback()
+    rows = {r.id: r for r in db.session.scalars(select(Notification).where(
+        Notification.id.in_(ids)))}
+    assert [rows[i].status for i in ids] == [S.SENT, S.SENT, S.FAILED, S.SENT]
+    assert "could not be built" in rows[ids[2]].last_error
+    assert smtp.sink.per_notification() == Counter({ids[0]: 1, ids[1]: 1, ids[3]: 1})
+    envelopes = sorted(m["X-Envelope-To"] for m in smtp.sink.snapshot())
+    assert envelopes == sorted(people[i].email for i in (0, 1, 3))  # nobody else, no leak
+    subjects = {" ".join(str(m["Subject"]).split()) for m in smtp.sink.snapshot()}
+    assert all(s.startswith("Reminder: Bone metastasis MDT, ") for s in subjects)

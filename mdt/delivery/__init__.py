@@ -9,17 +9,20 @@ The protocol, end to end:
    (``NOTIFY_DELIVER_BATCH``) and stamps the rows ``dispatched_at`` so that
    they are not published again while they wait in the queue. If the broker
    is down, nothing is stamped and the next run retries.
-3. The deliver task takes its rows one by one: it claims each with a
-   conditional UPDATE (pending → sending) and goes on only if it won, so a
+3. The deliver task holds its rows (their lease becomes the claim lease,
+   sized to the mail timeout) and takes them one by one: it claims each with
+   a conditional UPDATE (pending → sending) and goes on only if it won, so a
    task delivered twice sends once. It renders, sends, and marks the row
    ``sent``; on a transient error it puts that row back to ``pending`` and
    asks for it alone to be retried a little later; after the last attempt
    the row is ``failed``, for a coordinator to resend. Rows of one task share
-   the meeting, agenda and SMTP connection, never a claim or an outcome.
+   the meeting, agenda and SMTP connection, never a claim or an outcome. A
+   worker that dies leaves its rows to the dispatcher once their lease passes.
 
-Unlike every other feature's services, delivery commits, once per row: the
-claim must be durable before the message leaves, and the outcome right after,
-or a crash in between would send twice. So it runs only in worker tasks and
+Unlike every other feature's services, delivery commits, per row and per
+step: the claim must be durable before the message leaves, and the outcome
+the moment the server accepted it; only a crash in between (milliseconds)
+can send a message twice. So it runs only in worker tasks and
 CLI commands, never in a web request (the operator page's resend is the one
 exception, and it only flushes, like any service).
 

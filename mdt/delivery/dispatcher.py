@@ -18,7 +18,7 @@ from mdt import clock
 from mdt.db import rowcount
 from mdt.delivery import broker
 from mdt.delivery.models import DispatcherRun, Lease
-from mdt.delivery.services import CLAIM_LEASE, DISPATCH_LEASE, Status
+from mdt.delivery.services import DISPATCH_LEASE, Status
 from mdt.extensions import db
 from mdt.notifications.models import Notification
 
@@ -100,13 +100,18 @@ def dispatch(publish: Publisher | None = None, *, holder: str | None = None) -> 
     return result
 
 
+#: Written on a released row: it may have reached the SMTP server just before its worker died.
+RELEASED_NOTE = ("released: the worker sending it stopped (claim lease passed); "
+                 "sent again, so it may arrive twice if the server had already accepted it")
+
+
 def release_stale_claims() -> int:
-    """Put ``sending`` rows whose worker died (claim older than the lease) back to pending."""
-    cutoff = clock.now() - CLAIM_LEASE
+    """Put ``sending`` rows whose worker died (claim lease passed) back to pending."""
     released = rowcount(db.session.execute(
         update(Notification)
-        .where(Notification.status == Status.SENDING, Notification.claimed_at < cutoff)
-        .values(status=Status.PENDING, claimed_at=None, dispatched_at=None)
+        .where(Notification.status == Status.SENDING, Notification.lease_expires_at < clock.now())
+        .values(status=Status.PENDING, claimed_at=None, lease_expires_at=None,
+                last_error=RELEASED_NOTE)
         .execution_options(synchronize_session=False)
     ))
     db.session.commit()
@@ -117,13 +122,13 @@ def release_stale_claims() -> int:
 
 
 def due_batch(limit: int = BATCH_SIZE) -> list[int]:
-    """Return ids of due ``pending`` rows not published within the dispatch lease, oldest first."""
+    """Return ids of due ``pending`` rows that no task holds (lease passed), oldest first."""
     now = clock.now()
     return list(db.session.scalars(
         select(Notification.id)
         .where(Notification.status == Status.PENDING, Notification.due_at <= now,
-               or_(Notification.dispatched_at.is_(None),
-                   Notification.dispatched_at < now - DISPATCH_LEASE))
+               or_(Notification.lease_expires_at.is_(None),
+                   Notification.lease_expires_at <= now))
         .order_by(Notification.due_at, Notification.id)
         .limit(limit)
     ))
@@ -152,10 +157,11 @@ def _publish_due(publish: Publisher, holder: str, result: DispatchResult) -> Non
 
 def _mark_dispatched(ids: list[int]) -> None:
     if ids:
+        now = clock.now()
         db.session.execute(
             update(Notification)
             .where(Notification.id.in_(ids), Notification.status == Status.PENDING)
-            .values(dispatched_at=clock.now())
+            .values(dispatched_at=now, lease_expires_at=now + DISPATCH_LEASE)
             .execution_options(synchronize_session=False))
 
 

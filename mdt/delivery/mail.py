@@ -1,9 +1,18 @@
 """Mail backends: write messages to a folder (development) or send them by SMTP.
 
-``get_backend(config)`` picks one by ``MAIL_BACKEND``. A backend's ``send``
-either returns (the message is accepted) or raises: ``TransientMailError`` or
-``OSError`` / ``smtplib.SMTPException`` (4xx, connection trouble: try again
-later) or ``PermanentMailError`` (5xx: trying again will not help).
+``prepare(message)`` turns a message into an ``Outgoing`` one: its bytes and
+its envelope, or ``UnbuildableMessage`` when it cannot be written (a header
+that would break, an address holding a line break): trying again would not
+help. ``get_backend(config)`` picks a backend by ``MAIL_BACKEND``. A
+backend's ``send`` either returns (the message is accepted) or raises:
+``TransientMailError`` or ``OSError`` / ``smtplib.SMTPException`` (4xx,
+connection trouble, a refused login: try again later) or
+``PermanentMailError`` (5xx: trying again will not help).
+
+One SMTP exchange (a message over a kept-open connection, or connecting,
+STARTTLS, login and the message) has ``MAIL_TIMEOUT`` seconds in all, not per
+network read, so that a send has a known longest duration: the delivery
+claim's lease is sized from it (``mdt.delivery.services.claim_lease``).
 """
 from __future__ import annotations
 
@@ -13,9 +22,14 @@ import socket
 import ssl
 import tempfile
 import threading
+import time
+from dataclasses import dataclass
+from email.generator import BytesGenerator
 from email.message import Message
+from email.utils import getaddresses, parseaddr
+from io import BytesIO
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class MailError(Exception):
@@ -30,9 +44,57 @@ class PermanentMailError(MailError):
     """Trying again will not help (a 5xx reply such as an unknown recipient)."""
 
 
+class UnbuildableMessage(MailError):
+    """The message cannot be written as an e-mail; trying again will not help."""
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A message ready to hand over: the message, its bytes (CRLF lines) and its envelope."""
+
+    message: Message
+    data: bytes
+    sender: str
+    recipients: tuple[str, ...]
+
+    @property
+    def international(self) -> bool:
+        """Whether an address is not ASCII (the server must then offer SMTPUTF8)."""
+        return not all(address.isascii() for address in (self.sender, *self.recipients))
+
+
+def prepare(message: Message, *, sender: str | None = None,
+            recipients: tuple[str, ...] | None = None) -> Outgoing:
+    """Write ``message`` once, for any backend; the envelope defaults to its From and To.
+
+    Raises ``UnbuildableMessage`` (or the ``email`` package's own error, for a
+    header it cannot write) when the message cannot be sent as it is.
+    """
+    if sender is None:
+        sender = parseaddr(message.get("From", ""))[1]
+    if recipients is None:
+        recipients = tuple(address for _, address in getaddresses(message.get_all("To", [])))
+    if not recipients:
+        raise UnbuildableMessage("the message has no recipient")
+    for role, address in (("sender", sender), *(("recipient", r) for r in recipients)):
+        _check_address(role, address)
+    buffer = BytesIO()
+    BytesGenerator(buffer, policy=message.policy).flatten(message, linesep="\r\n")
+    return Outgoing(message, buffer.getvalue(), sender, recipients)
+
+
+def _check_address(role: str, address: str) -> None:
+    """Refuse an address SMTP could not carry (empty, a space or line break in it, no @)."""
+    usable = (address and "@" in address and address.isprintable()
+              and not any(ch.isspace() for ch in address))
+    if not usable:
+        raise UnbuildableMessage(f"the {role}'s address is not usable: it is empty, has no @, "
+                                 "or holds a space, line break or other control character")
+
+
 class MailBackend(Protocol):
-    def send(self, message: Message, *, key: str) -> None:
-        """Hand ``message`` over; ``key`` names it (the notification id)."""
+    def send(self, outgoing: Outgoing, *, key: str) -> None:
+        """Hand ``outgoing`` over; ``key`` names it (the notification id)."""
 
 
 class FileBackend:
@@ -41,13 +103,13 @@ class FileBackend:
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.directory = Path(directory)
 
-    def send(self, message: Message, *, key: str) -> None:
+    def send(self, outgoing: Outgoing, *, key: str) -> None:
         """Write the message atomically: a reader never sees half a file."""
         self.directory.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=f".{key}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as handle:
-                handle.write(message.as_bytes())
+                handle.write(outgoing.data)
             # A resent notification overwrites its earlier file, same name.
             os.replace(tmp, self.directory / f"notification-{key}.eml")
         except BaseException:
@@ -55,11 +117,43 @@ class FileBackend:
             raise
 
 
+class _Connection(smtplib.SMTP):
+    """An SMTP connection whose commands share one deadline (``time.monotonic()``)."""
+
+    deadline: float | None = None
+
+    def send(self, s: Any) -> None:
+        """Send a command with what is left of the deadline as the socket's timeout."""
+        if self.deadline is not None and self.sock is not None:
+            remaining = self.deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("the SMTP exchange took longer than MDT_MAIL_TIMEOUT")
+            self.sock.settimeout(remaining)
+        super().send(s)
+
+    def getreply(self) -> tuple[int, bytes]:
+        """Read a reply; a server that did not answer in time is a timeout, not a hang-up.
+
+        (smtplib reports both as ``SMTPServerDisconnected``, and a hang-up of
+        a kept-open connection is worth a second try; a timeout is not.)
+        """
+        try:
+            return super().getreply()
+        except smtplib.SMTPServerDisconnected as exc:
+            if isinstance(exc.__context__, TimeoutError):
+                raise TimeoutError("the SMTP server did not answer within MDT_MAIL_TIMEOUT") \
+                    from exc
+            raise
+
+
 class SMTPBackend:
-    """Send by SMTP with a timeout, optional STARTTLS and login.
+    """Send by SMTP with a timeout per message, optional STARTTLS and login.
 
     The connection is kept open per thread and reused for the next message
     (a worker sends many in a row); it is reopened when the server hung up.
+    Each attempt has ``timeout`` seconds in all (commands and replies), so a
+    send takes at most two attempts' worth: the kept-open connection, then a
+    fresh one.
     """
 
     def __init__(self, host: str, port: int, *, timeout: float = 10.0, use_tls: bool = False,
@@ -68,38 +162,44 @@ class SMTPBackend:
         self.use_tls, self.username, self.password = use_tls, username, password
         self._local = threading.local()
 
-    def send(self, message: Message, *, key: str) -> None:
+    def send(self, outgoing: Outgoing, *, key: str) -> None:
         """Send the message; classify the server's refusal as transient or permanent."""
         try:
-            self._send_once(message, reuse=True)
+            self._send_once(outgoing, reuse=True)
         except smtplib.SMTPServerDisconnected:
             # A kept-open connection the server has since closed: one fresh try.
             self._close()
-            self._send_once(message, reuse=False)
+            self._send_once(outgoing, reuse=False)
 
-    def _send_once(self, message: Message, *, reuse: bool) -> None:
-        connection = self._connection() if reuse else self._connect()
+    def _send_once(self, outgoing: Outgoing, *, reuse: bool) -> None:
+        deadline = time.monotonic() + self.timeout
+        connection = self._connection(deadline) if reuse else self._connect(deadline)
+        connection.deadline = deadline
+        options = ("SMTPUTF8", "BODY=8BITMIME") if outgoing.international else ()
         try:
-            refused = connection.send_message(message)
+            refused = connection.sendmail(outgoing.sender, list(outgoing.recipients),
+                                          outgoing.data, mail_options=options)
         except smtplib.SMTPRecipientsRefused as exc:
             self._reset(connection)
             raise _classify(min(code for code, _ in exc.recipients.values()), exc) from exc
         except smtplib.SMTPResponseException as exc:
             self._reset(connection)
             raise _classify(exc.smtp_code, exc) from exc
-        except (smtplib.SMTPException, OSError):
+        except BaseException:  # a connection in an unknown state is not used again
             self._close()
             raise
         if refused:  # some recipients refused: we send one recipient per message
             raise _classify(min(code for code, _ in refused.values()), MailError(str(refused)))
 
-    def _connection(self) -> smtplib.SMTP:
+    def _connection(self, deadline: float) -> _Connection:
         connection = getattr(self._local, "connection", None)
-        return connection if connection is not None else self._connect()
+        return connection if connection is not None else self._connect(deadline)
 
-    def _connect(self) -> smtplib.SMTP:
-        connection = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+    def _connect(self, deadline: float) -> _Connection:
+        connection = _Connection(timeout=self.timeout)
+        connection.deadline = deadline
         try:
+            connection.connect(self.host, self.port)
             # smtplib writes a message's end in several small packets; without
             # this, Nagle's algorithm and delayed ACKs add ~40 ms per message.
             if connection.sock is not None:
@@ -114,8 +214,9 @@ class SMTPBackend:
         self._local.connection = connection
         return connection
 
-    def _reset(self, connection: smtplib.SMTP) -> None:
+    def _reset(self, connection: _Connection) -> None:
         """After a refusal, RSET so the connection can carry the next message."""
+        connection.deadline = time.monotonic() + self.timeout
         try:
             connection.rset()
         except (smtplib.SMTPException, OSError):
@@ -129,6 +230,7 @@ class SMTPBackend:
         connection = getattr(self._local, "connection", None)
         self._local.connection = None
         if connection is not None:
+            connection.deadline = time.monotonic() + self.timeout
             try:
                 connection.quit()
             except (smtplib.SMTPException, OSError):

@@ -1,22 +1,31 @@
-"""One delivery: claim a row, render it, send it, record the outcome or retry."""
+"""One delivery: claim a row, render it, send it, record the outcome or retry.
+
+Every step commits at once: the claim before anything is sent, the outcome
+the moment the SMTP server has answered. The only window in which a row can
+be sent twice is between the server's acceptance and that commit
+(milliseconds): a worker killed then leaves the row ``sending``, and it is
+sent again once its claim lease has passed.
+"""
 from __future__ import annotations
 
 import enum
 import logging
 import smtplib
-from contextvars import ContextVar
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
-from email.message import Message
+from datetime import datetime, timedelta
+from email.utils import parseaddr
 from typing import Any
 
 from flask import current_app
 from sqlalchemy import select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import joinedload
 
 from mdt import clock
 from mdt.auth.models import User
 from mdt.db import rowcount
+from mdt.delivery import mail
 from mdt.delivery.mail import PermanentMailError, TransientMailError, get_backend
 from mdt.extensions import db
 from mdt.notifications import render
@@ -26,14 +35,26 @@ log = logging.getLogger(__name__)
 
 #: Short name: the statuses a row moves through.
 Status = NotificationStatus
-#: A ``sending`` row claimed longer ago than this belongs to a dead worker.
-#: Far longer than one send can take (the SMTP timeout is seconds).
-CLAIM_LEASE = timedelta(minutes=10)
-#: A published row still ``pending`` after this is published again (the
-#: message was lost: a broker restarted without persistence, a worker killed).
+#: A published row still ``pending`` and not taken by a worker after this is
+#: published again (the message was lost: a broker restarted without
+#: persistence). Long, so that a queue that is merely long is not flooded.
 DISPATCH_LEASE = timedelta(minutes=10)
-#: True inside ``deliver_batch``: outcomes commit with the next row's claim.
-_in_batch: ContextVar[bool] = ContextVar("mdt_delivery_in_batch", default=False)
+#: The claim lease: the attempts one send may take (``mail.SMTPBackend``: the
+#: kept-open connection, then a new one), with a margin for rendering and the
+#: database (seconds).
+CLAIM_LEASE_ATTEMPTS = 3
+CLAIM_LEASE_MARGIN = 30.0
+
+
+def claim_lease() -> timedelta:
+    """Return how long a worker holds a row it claimed, or a batch it took, without news.
+
+    Sized from ``MAIL_TIMEOUT`` (60 s with the default 10 s), so that rows
+    stranded by a killed worker go out again within a minute or two, while a
+    live worker always finishes a send, or renews, well within it.
+    """
+    timeout = float(current_app.config["MAIL_TIMEOUT"])
+    return timedelta(seconds=CLAIM_LEASE_ATTEMPTS * timeout + CLAIM_LEASE_MARGIN)
 
 
 class Outcome(enum.StrEnum):
@@ -64,11 +85,29 @@ def claim(notification_id: int) -> bool:
         .where(Notification.id == notification_id, Notification.status == Status.PENDING,
                # A row moved later (meeting rescheduled) after it was published waits.
                Notification.due_at <= now)
-        .values(status=Status.SENDING, claimed_at=now, attempts=Notification.attempts + 1)
+        .values(status=Status.SENDING, claimed_at=now, lease_expires_at=now + claim_lease(),
+                attempts=Notification.attempts + 1)
         .execution_options(synchronize_session=False)
     )) == 1
     db.session.commit()
     return won
+
+
+def hold_batch(notification_ids: Sequence[int]) -> None:
+    """Take a batch's rows still waiting for this worker: their lease is the claim lease now.
+
+    The dispatcher's 10-minute lease only keeps a queued row from being
+    published twice; once a worker has the task, the rows after the one it
+    sends would wait for that long if it died. Holding them for the claim
+    lease, renewed as the batch goes on, lets them go out within minutes.
+    """
+    if notification_ids:
+        db.session.execute(
+            update(Notification)
+            .where(Notification.id.in_(list(notification_ids)),
+                   Notification.status == Status.PENDING)
+            .values(lease_expires_at=clock.now() + claim_lease())
+            .execution_options(synchronize_session=False))
 
 
 def deliver(notification_id: int) -> DeliveryResult:
@@ -88,16 +127,16 @@ def deliver(notification_id: int) -> DeliveryResult:
     if not notification.send_email:
         return _finish(notification, Status.SENT, Outcome.IN_APP)
     try:
-        message = _render(notification)
-    except Exception as exc:  # a rendering bug: retrying the same input will not help
-        log.exception("rendering notification %d failed", notification_id)
+        outgoing = _build(notification)
+    except Exception as exc:  # bad data or a rendering bug: the same input will fail again
+        log.exception("notification %d: the message could not be built", notification_id)
         db.session.rollback()
-        return _fail(notification_id, f"rendering failed: {exc!r}")
-    if message is None:
+        return _fail(notification_id, f"the message could not be built: {exc!r}")
+    if outgoing is None:
         return _finish(notification, Status.CANCELLED, Outcome.CANCELLED,
                        note="no longer relevant when due")
     try:
-        get_backend(current_app.config).send(message, key=str(notification_id))
+        get_backend(current_app.config).send(outgoing, key=str(notification_id))
     except PermanentMailError as exc:
         return _fail(notification_id, str(exc))
     except (TransientMailError, smtplib.SMTPException, OSError) as exc:
@@ -107,60 +146,91 @@ def deliver(notification_id: int) -> DeliveryResult:
 
 def deliver_batch(notification_ids: list[int]) -> dict[int, DeliveryResult]:
     """Deliver the rows of one task in turn: each claimed, sent and recorded on its own."""
+    ids = list(dict.fromkeys(notification_ids))
     session = db.session()
     expire = session.expire_on_commit
     # The meeting and agenda loaded for the first row serve the next ones:
     # keep them loaded across the per-row commits (for this batch only).
     session.expire_on_commit = False
-    token = _in_batch.set(True)
     try:
         with render.shared_loads():
-            results = {i: deliver(i) for i in dict.fromkeys(notification_ids)}
-        db.session.commit()  # the last row's outcome
+            held_at: datetime | None = None
+            results = {}
+            for position, notification_id in enumerate(ids):
+                held_at = _keep_holding(ids[position:], held_at)
+                results[notification_id] = _deliver_in_batch(notification_id)
         return results
     finally:
-        _in_batch.reset(token)
         session.expire_on_commit = expire
 
 
-def _render(notification: Notification) -> Message | None:
-    """Build the row's e-mail (``mdt.notifications.render``), tagged with the row's id."""
-    message = render.build_message(notification)
-    if message is not None:
-        message["X-MDT-Notification"] = str(notification.id)
-    return message
+def _keep_holding(rest: list[int], held_at: datetime | None) -> datetime | None:
+    """Hold the rest of the batch at its start, and again once a third of the lease has gone.
 
-
-def _record_outcome() -> None:
-    """Make a row's outcome durable: now, or in a batch with the next row's claim.
-
-    The next claim commits at once, before anything else is sent, so the
-    outcome is no less safe; the batch commits the last one at its end.
+    The hold is committed with the next claim (no commit of its own).
     """
-    if _in_batch.get():
-        db.session.flush()
-    else:
-        db.session.commit()
+    now = clock.now()
+    if held_at is not None and now - held_at < claim_lease() / 3:
+        return held_at
+    hold_batch(rest)
+    return now
+
+
+def _deliver_in_batch(notification_id: int) -> DeliveryResult:
+    """Deliver one row of a batch; an unexpected error fails that row, and the batch goes on.
+
+    A database error is not caught: the outcome could not be recorded anyway,
+    and the row's claim lease hands it to the next dispatcher run.
+    """
+    try:
+        return deliver(notification_id)
+    except SQLAlchemyError:
+        raise
+    except Exception as exc:
+        log.exception("notification %d: delivery failed", notification_id)
+        db.session.rollback()
+        return _fail(notification_id, f"delivery failed: {exc!r}")
+
+
+def _build(notification: Notification) -> mail.Outgoing | None:
+    """Build the row's e-mail, tagged with the row's id, written once; None if no longer relevant.
+
+    The envelope is the configured sender and the recipient's address, never
+    taken from the headers.
+    """
+    message = render.build_message(notification)
+    if message is None:
+        return None
+    message["X-MDT-Notification"] = str(notification.id)
+    return mail.prepare(message, sender=parseaddr(current_app.config["MAIL_SENDER"])[1],
+                        recipients=(notification.recipient.email,))
+
+
+def _record(notification_id: int, **values: Any) -> None:
+    """Write a claimed row's outcome and commit it at once (one UPDATE, no unit of work).
+
+    Only a row still ``sending`` is changed: one whose lease passed and that
+    another worker took since keeps that worker's outcome.
+    """
+    db.session.execute(
+        update(Notification)
+        .where(Notification.id == notification_id, Notification.status == Status.SENDING)
+        .values({"claimed_at": None, "lease_expires_at": None, **values})
+        .execution_options(synchronize_session=False))
+    db.session.commit()
 
 
 def _finish(notification: Notification, status: Status, outcome: Outcome,
             note: str | None = None) -> DeliveryResult:
-    values: dict[str, Any] = {"status": status, "claimed_at": None, "last_error": note}
+    values: dict[str, Any] = {"status": status, "last_error": note}
     if status == Status.SENT:
         values["sent_at"] = clock.now()
-    # One UPDATE, without the unit of work's bookkeeping.
-    db.session.execute(update(Notification).where(Notification.id == notification.id)
-                       .values(**values).execution_options(synchronize_session="evaluate"))
-    _record_outcome()
+    _record(notification.id, **values)
     return DeliveryResult(outcome)
 
 
 def _fail(notification_id: int, error: str) -> DeliveryResult:
-    db.session.execute(
-        update(Notification).where(Notification.id == notification_id)
-        .values(status=Status.FAILED, claimed_at=None, last_error=error[:2000])
-        .execution_options(synchronize_session=False))
-    _record_outcome()
+    _record(notification_id, status=Status.FAILED, last_error=error[:2000])
     log.error("notification %d failed: %s", notification_id, error)
     return DeliveryResult(Outcome.FAILED, error=error)
 
@@ -180,12 +250,10 @@ def retry_delay(attempts: int) -> float:
 def _retry_or_fail(notification: Notification, error: str) -> DeliveryResult:
     if notification.attempts > int(current_app.config["NOTIFY_MAX_RETRIES"]):
         return _fail(notification.id, f"gave up after {notification.attempts} attempts: {error}")
-    notification.status = Status.PENDING
-    notification.claimed_at = None
-    # Counts as published: the retry task is on its way.
-    notification.dispatched_at = clock.now()
-    notification.last_error = error[:2000]
-    _record_outcome()
+    # Counts as published (the retry task is on its way): leased like a queued row.
+    now = clock.now()
+    _record(notification.id, status=Status.PENDING, dispatched_at=now,
+            lease_expires_at=now + DISPATCH_LEASE, last_error=error[:2000])
     log.warning("notification %d: attempt %d failed, retrying: %s",
                 notification.id, notification.attempts, error)
     return DeliveryResult(Outcome.RETRY, retry_in=retry_delay(notification.attempts),

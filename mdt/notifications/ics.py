@@ -5,9 +5,12 @@ the host of BASE_URL, so two mdt installations never share a UID);
 every reschedule bumps ``meeting.sequence``, which is the event's SEQUENCE,
 so calendar programs replace the old event instead of adding a second one.
 Times are written in UTC. No patient data ever goes into a calendar file.
+Every text typed by people (names, place, video link) goes through
+``one_line``: a line break in one of them must not break the calendar.
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from datetime import UTC
 from email.utils import parseaddr
@@ -18,11 +21,14 @@ from flask import current_app
 from icalendar import Calendar, Event, vCalAddress, vText
 
 from mdt import clock
+from mdt.notifications.text import one_line
 from mdt.web import external_url
 
 if TYPE_CHECKING:
     from mdt.auth.models import User
     from mdt.meetings.models import Meeting
+
+log = logging.getLogger(__name__)
 
 PRODID = "-//mdt//Cancer MDT meetings//EN"
 REQUEST = "REQUEST"
@@ -48,7 +54,7 @@ def invitation(meeting: Meeting, attendee: User, method: str = REQUEST) -> bytes
     event = _event(meeting, cancelled=method == CANCEL or meeting.is_cancelled)
     event.add("organizer", _organizer())
     attendee_address = vCalAddress(f"mailto:{attendee.email}")
-    attendee_address.params["CN"] = vText(attendee.name)
+    attendee_address.params["CN"] = vText(one_line(attendee.name))
     attendee_address.params["ROLE"] = vText("REQ-PARTICIPANT")
     attendee_address.params["RSVP"] = vText("FALSE")
     event.add("attendee", attendee_address)
@@ -57,11 +63,22 @@ def invitation(meeting: Meeting, attendee: User, method: str = REQUEST) -> bytes
 
 
 def feed(name: str, meetings: Iterable[Meeting]) -> bytes:
-    """Build a subscription calendar listing ``meetings`` (cancelled ones marked so)."""
+    """Build a subscription calendar listing ``meetings`` (cancelled ones marked so).
+
+    A meeting whose event cannot be written (data no form would accept today)
+    is left out and logged, so that it never takes the person's whole
+    calendar down with it.
+    """
     cal = _calendar(method="PUBLISH")
-    cal.add("x-wr-calname", name)
+    cal.add("x-wr-calname", one_line(name))
     for meeting in meetings:
-        cal.add_component(_event(meeting, cancelled=meeting.is_cancelled))
+        try:
+            event = _event(meeting, cancelled=meeting.is_cancelled)
+            event.to_ical()  # fails here, not in the whole calendar's to_ical()
+        except Exception:
+            log.exception("calendar feed: meeting %s could not be written; left out", meeting.id)
+            continue
+        cal.add_component(event)
     return cal.to_ical()
 
 
@@ -81,14 +98,14 @@ def _event(meeting: Meeting, *, cancelled: bool) -> Event:
     event.add("dtstamp", clock.now().astimezone(UTC).replace(microsecond=0))
     event.add("dtstart", meeting.starts_at.astimezone(UTC))
     event.add("dtend", meeting.ends_at.astimezone(UTC))
-    event.add("summary", meeting.series.name)
-    location = meeting.location or meeting.video_url
+    event.add("summary", one_line(meeting.series.name))
+    location = one_line(meeting.location or meeting.video_url)
     if location:
         event.add("location", location)
     event.add("url", meeting_url(meeting))
     description = "Multidisciplinary team meeting. Agenda (sign-in needed): " + meeting_url(meeting)
     if meeting.video_url:
-        description += f"\nVideo: {meeting.video_url}"
+        description += f"\nVideo: {one_line(meeting.video_url)}"
     event.add("description", description)
     event.add("status", "CANCELLED" if cancelled else "CONFIRMED")
     event.add("transp", "OPAQUE")
@@ -98,5 +115,5 @@ def _event(meeting: Meeting, *, cancelled: bool) -> Event:
 def _organizer() -> vCalAddress:
     name, address = parseaddr(current_app.config["MAIL_SENDER"])
     organizer = vCalAddress(f"mailto:{address or 'mdt@localhost'}")
-    organizer.params["CN"] = vText(name or "mdt")
+    organizer.params["CN"] = vText(one_line(name) or "mdt")
     return organizer

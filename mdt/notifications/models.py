@@ -58,9 +58,13 @@ class Notification(TimestampMixin, Base):
     attempts: Mapped[int] = mapped_column(default=0)
     #: When a worker claimed the row; a stale claim is released by the dispatcher.
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    #: When the dispatcher last published a deliver task for the row; it is
-    #: not published again until a lease passes (no flood while queued).
+    #: When the dispatcher last published a deliver task for the row.
     dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: Until when the row belongs to a task: published and queued (10 min),
+    #: held by the worker whose batch it is in, or claimed (``sending``; both
+    #: the claim lease, sized to the mail timeout). Past it, the dispatcher
+    #: releases a claim and publishes a pending row again.
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_error: Mapped[str | None] = mapped_column(sa.Text)
     #: Whether the message also goes out by e-mail (preferences, at creation).

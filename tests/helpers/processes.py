@@ -55,10 +55,11 @@ class Worker:
     """A ``celery -A worker worker`` subprocess; its log is kept for failures."""
 
     def __init__(self, env: dict[str, str], log_path: Path, *, pool: str = "solo",
-                 concurrency: int = 1, name: str | None = None) -> None:
+                 concurrency: int = 1, name: str | None = None, app: str = "worker") -> None:
         self.env, self.log_path = env, log_path
         self.name = name or f"w{uuid.uuid4().hex[:6]}@%h"
-        self.args = [sys.executable, "-m", "celery", "-A", "worker", "worker",
+        # ``app`` may be tests.helpers.faults: the same worker with a fault injected.
+        self.args = [sys.executable, "-m", "celery", "-A", app, "worker",
                      "--loglevel=INFO", f"--pool={pool}", f"--concurrency={concurrency}",
                      "-Q", env["MDT_BROKER_QUEUE"], "-n", self.name,
                      "--without-heartbeat", "--without-mingle", "--without-gossip"]
@@ -93,6 +94,11 @@ class Worker:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-6000:]
+
+    def wait_dead(self, timeout: float) -> None:
+        """Wait for the process to end by itself (a fault that kills it)."""
+        wait_for(lambda: self.process is not None and self.process.poll() is not None, timeout,
+                 "the worker to die")
 
 
 def redis_reachable(host: str = "127.0.0.1", port: int = 6379) -> bool:

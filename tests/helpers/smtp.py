@@ -35,8 +35,23 @@ class Sink:
         self.hold_at: int | None = None
         self.holding = threading.Event()
         self.release = threading.Event()
+        #: Seconds to wait before answering MAIL, RCPT and the end of DATA (a slow server).
+        self.slow = 0.0
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options) -> str:
+        await asyncio.sleep(self.slow)
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:
+        await asyncio.sleep(self.slow)
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope) -> str:
+        await asyncio.sleep(self.slow)
         message = email.message_from_bytes(envelope.original_content or envelope.content,
                                            policy=email.policy.default)
         if self.hold_at is not None and len(self.messages) == self.hold_at \

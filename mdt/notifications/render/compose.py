@@ -17,6 +17,7 @@ from mdt import clock
 from mdt.notifications import ics
 from mdt.notifications.models import Notification
 from mdt.notifications.render.context import Draft
+from mdt.notifications.text import one_line
 
 
 def render_template_part(kind: str, ext: str, context: dict[str, Any]) -> str:
@@ -76,9 +77,10 @@ def compose(notification: Notification, draft: Draft) -> Message:
                               filename="cancel.ics" if method == ics.CANCEL else "invite.ics")
         msg = MIMEMultipart("mixed", boundary=_boundary(), policy=_POLICY,
                             _subparts=[body, attachment])
-    msg["Subject"] = draft.subject
+    # Names typed by people may hold a line break: never let one break a header.
+    msg["Subject"] = one_line(draft.subject)
     msg["From"] = config["MAIL_SENDER"]
-    msg["To"] = formataddr((notification.recipient.name, notification.recipient.email))
+    msg["To"] = formataddr((one_line(notification.recipient.name), notification.recipient.email))
     msg["Date"] = rfc2822_date(clock.now())
     msg["Message-ID"] = _message_id(notification)
     msg["Auto-Submitted"] = "auto-generated"
