@@ -45,6 +45,7 @@ GUARDS = (
           only_if="EXISTS (SELECT 1 FROM consensus_proposals WHERE proposal_id = OLD.id)"),
     Guard("amendments", "amendments are append-only: add another amendment"),
     Guard("audit_entries", "audit entries are append-only"),
+    Guard("meeting_corrections", "meeting corrections are append-only"),
 )
 EVENTS = ("update", "delete")
 

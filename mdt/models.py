@@ -10,7 +10,13 @@ from mdt.decisions.models import (  # noqa: F401
     Proposal,
 )
 from mdt.delivery.models import DispatcherRun, Lease  # noqa: F401
-from mdt.meetings.models import AgendaItem, Attendance, Meeting, MeetingSeries  # noqa: F401
+from mdt.meetings.models import (  # noqa: F401
+    AgendaItem,
+    Attendance,
+    Meeting,
+    MeetingCorrection,
+    MeetingSeries,
+)
 from mdt.notifications.models import (  # noqa: F401
     CalendarFeedToken,
     Notification,

@@ -29,7 +29,8 @@ def sign_consensus(make, item, responsible=None):
     consensus = Consensus(agenda_item_id=item.id, outcome=Outcome.AGREED, recommendation="SBRT",
                           responsible_clinician_id=responsible.id if responsible else None,
                           attendees_snapshot=[], was_quorate=True,
-                          signed_by_id=make.specialist().id, signed_at=clock.now())
+                          signed_by_id=make.specialist().id, signed_by_name="Signer",
+                          signed_by_discipline="radiology", signed_at=clock.now())
     db.session.add(consensus)
     db.session.commit()
     return consensus

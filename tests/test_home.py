@@ -12,7 +12,8 @@ from mdt.meetings.models import Triage
 def _sign(item, chair, responsible=None):
     consensus = Consensus(agenda_item=item, outcome=Outcome.AGREED, recommendation="SBRT 24 Gy/2",
                           responsible_clinician=responsible, attendees_snapshot=[],
-                          was_quorate=True, signed_by=chair, signed_at=clock.now())
+                          was_quorate=True, signed_by=chair, signed_by_name=chair.name,
+                          signed_by_discipline=chair.discipline, signed_at=clock.now())
     db.session.add(consensus)
     db.session.commit()
     return consensus

@@ -343,7 +343,8 @@ def test_carry_over_skips_cancelled_and_generates_the_next_meeting(make, frozen_
 
 def _signed(item, chair, outcome, **kw):
     db.session.add(Consensus(agenda_item=item, outcome=outcome, attendees_snapshot=[],
-                             was_quorate=True, signed_by=chair, signed_at=NOW, **kw))
+                             was_quorate=True, signed_by=chair, signed_by_name=chair.name,
+                             signed_by_discipline=chair.discipline, signed_at=NOW, **kw))
     db.session.commit()
 
 

@@ -204,7 +204,8 @@ def _consensus(item, *, responsible=None, actions=()) -> Consensus:
     consensus = Consensus(agenda_item=item, outcome=Outcome.AGREED, recommendation="SBRT 8 Gy",
                           responsible_clinician_id=responsible.id if responsible else None,
                           attendees_snapshot=[], was_quorate=True,
-                          signed_by_id=item.case.referring_clinician_id, signed_at=NOW)
+                          signed_by_id=item.case.referring_clinician_id, signed_by_name="Signer",
+                          signed_by_discipline="radiology", signed_at=NOW)
     with db.session.no_autoflush:
         consensus.actions = [ConsensusAction(description=d, owner_id=o.id, due_on=due)
                              for d, o, due in actions]

@@ -300,7 +300,8 @@ def signed_consensus(make, meeting, *, referrer, responsible, actions=()) -> Con
     consensus = Consensus(agenda_item=item, outcome=Outcome.AGREED, recommendation="SBRT",
                           responsible_clinician_id=responsible.id if responsible else None,
                           attendees_snapshot=[], was_quorate=True,
-                          signed_by_id=referrer.id, signed_at=NOW)
+                          signed_by_id=referrer.id, signed_by_name=referrer.name,
+                          signed_by_discipline=referrer.discipline, signed_at=NOW)
     with db.session.no_autoflush:
         consensus.actions = [ConsensusAction(description=d, owner_id=o.id if o else None,
                                              due_on=due) for d, o, due in actions]

@@ -174,6 +174,11 @@ class Consensus(Base):
     #: Required when signing a meeting that is not quorate.
     non_quorate_reason: Mapped[str | None] = mapped_column(sa.Text)
     signed_by_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="RESTRICT"))
+    #: The signer's name and discipline at signing: the record shows these, not
+    #: the user as an admin may have renamed them since.
+    signed_by_name: Mapped[str] = mapped_column(sa.String(200))
+    signed_by_discipline: Mapped[Discipline] = mapped_column(
+        str_enum(Discipline, "signer_discipline"))
     signed_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     agenda_item: Mapped[AgendaItem] = relationship(back_populates="consensus")

@@ -51,8 +51,7 @@ def recent_consensus(user: User, limit: int = 10) -> list[Consensus]:
     query = (select(Consensus).join(Consensus.agenda_item).join(AgendaItem.case)
              .options(joinedload(Consensus.agenda_item).joinedload(AgendaItem.case)
                       .joinedload(Case.patient),
-                      joinedload(Consensus.agenda_item).joinedload(AgendaItem.meeting),
-                      joinedload(Consensus.signed_by))
+                      joinedload(Consensus.agenda_item).joinedload(AgendaItem.meeting))
              .order_by(Consensus.signed_at.desc()).limit(limit))
     if not can_read_all_cases(user):
         query = query.where(concerns_user_clause(user))

@@ -97,6 +97,16 @@ class MeetingForm(FlaskForm):
     chair_id = SelectField("Chair")
 
 
+class CorrectionForm(MeetingForm):
+    """The meeting's fields as they should have been recorded, and why (signed meetings)."""
+
+    reason = TextAreaField("Why the record is corrected",
+                           validators=[DataRequired(message="Say why the record is corrected."),
+                                       Length(max=2000)],
+                           description="Kept with the correction and shown beside the "
+                                       "decisions signed at this meeting.")
+
+
 class CancelForm(FlaskForm):
     version = HiddenField()
     reason = TextAreaField("Reason for cancelling", validators=[DataRequired(message="Required.")])

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import enum
 from datetime import date, datetime, time, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from mdt import clock
 from mdt.auth.models import Discipline, User
-from mdt.db import Base, TimestampMixin, str_enum
+from mdt.db import Base, TimestampMixin, UTCDateTime, str_enum
 
 if TYPE_CHECKING:
     from mdt.cases.models import Case
@@ -103,6 +103,9 @@ class Meeting(TimestampMixin, Base):
         foreign_keys="AgendaItem.meeting_id",
     )
     attendances: Mapped[list[Attendance]] = relationship(back_populates="meeting")
+    corrections: Mapped[list[MeetingCorrection]] = relationship(
+        back_populates="meeting", order_by="MeetingCorrection.id"
+    )
 
     __mapper_args__ = {"version_id_col": version}
     __table_args__ = (
@@ -137,6 +140,36 @@ class Meeting(TimestampMixin, Base):
     def is_upcoming(self) -> bool:
         """Whether the meeting is scheduled (not cancelled) and has not started."""
         return not self.is_cancelled and not self.has_started
+
+
+class MeetingCorrection(Base):
+    """A recorded correction to a meeting at which decisions were signed. Append-only.
+
+    Once a consensus is signed at a meeting, its date, time, chair, place and
+    status belong to that record; they change only through a correction
+    (``meetings.services.correct_meeting``), shown on the meeting page and the
+    consensus report. Database triggers refuse any UPDATE or DELETE of a row.
+    """
+
+    __tablename__ = "meeting_corrections"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    meeting_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("meetings.id", ondelete="RESTRICT"), index=True
+    )
+    author_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="RESTRICT"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: Why the record is corrected.
+    reason: Mapped[str] = mapped_column(sa.Text)
+    #: What changed, as the record showed it: ``[{"field", "label", "from", "to"}]``.
+    changes: Mapped[list[dict[str, Any]]] = mapped_column(sa.JSON)
+
+    meeting: Mapped[Meeting] = relationship(back_populates="corrections")
+    author: Mapped[User] = relationship()
+
+    __table_args__ = (
+        sa.CheckConstraint("length(trim(reason)) > 0", name="reason_required"),
+    )
 
 
 class Triage(enum.StrEnum):
@@ -204,7 +237,7 @@ class AgendaItem(TimestampMixin, Base):
     __table_args__ = (
         sa.UniqueConstraint("meeting_id", "case_id"),
         #: One item per place on the agenda: renumbering goes through temporary
-        #: negative positions (``meetings.services.agenda.renumber``).
+        #: negative positions (``meetings.services.ordering.renumber``).
         sa.UniqueConstraint("meeting_id", "position"),
         sa.CheckConstraint("minutes_allotted > 0", name="minutes_positive"),
         sa.CheckConstraint(

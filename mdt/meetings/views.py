@@ -26,6 +26,7 @@ from mdt.errors import (
     ConflictError,
     DomainError,
     ForbiddenError,
+    ImmutableError,
     InvalidError,
     NotFoundError,
 )
@@ -73,7 +74,7 @@ def _fail(exc: DomainError) -> None:
     flash(exc.message, "error")
 
 
-def _conflict(exc: ConflictError) -> int:
+def _conflict(exc: ConflictError | ImmutableError) -> int:
     """Undo the request's changes, say what happened above the form kept as typed: 409."""
     db.session.rollback()
     flash(exc.message, "error")
@@ -196,14 +197,17 @@ def detail(meeting_id: int):
         can_record_presence=(services.can_record_presence(current_user, meeting)
                              and services.presence_open(meeting)),
         can_carry={i.id: services.can_carry_over(i) for i in meeting.items},
+        can_edit_item={i.id: services.can_edit_item(i) for i in meeting.items},
+        signed=services.has_signed_items(meeting),
         can_remove={i.id: services.can_remove_item(i) for i in meeting.items},
         invite_form=invite_form, triage_form=f.TriageForm(formdata=None),
         status_form=f.StatusForm(formdata=None), response_form=response_form,
         ItemStatus=ItemStatus)
 
 
-def _meeting_form(meeting: Meeting) -> f.MeetingForm:
-    form = f.MeetingForm(obj=meeting)
+def _meeting_form(meeting: Meeting, form_class: type[f.MeetingForm] = f.MeetingForm
+                  ) -> f.MeetingForm:
+    form = form_class(obj=meeting)
     form.chair_id.choices = _people_choices()
     if not form.is_submitted():
         local = meeting.starts_at.astimezone(timezones.zone(meeting.time_zone))
@@ -213,35 +217,50 @@ def _meeting_form(meeting: Meeting) -> f.MeetingForm:
     return form
 
 
+def _meeting_values(form: f.MeetingForm, meeting: Meeting) -> dict:
+    return dict(
+        expected_version=_int_or_none(form.version.data),
+        starts_at=timezones.local_to_utc(form.day.data, form.start_time.data, meeting.time_zone),
+        duration_minutes=form.duration_minutes.data, location=form.location.data,
+        video_url=form.video_url.data, chair_id=_int_or_none(form.chair_id.data))
+
+
+def _meeting_page(meeting_id: int, *, form: f.MeetingForm | None = None,
+                  cancel_form: f.CancelForm | None = None, status: int = 200):
+    """Render the edit page: edit and cancel forms, or, once decisions are signed, the
+    correction form with the reason why."""
+    meeting = services.get_meeting(meeting_id)
+    signed = services.has_signed_items(meeting)
+    if signed and not isinstance(form, f.CorrectionForm):
+        form = _meeting_form(meeting, f.CorrectionForm)
+    return render_template(
+        "meetings/meeting_form.html", meeting=meeting, signed=signed,
+        form=form or _meeting_form(meeting),
+        cancel_form=cancel_form or f.CancelForm(formdata=None, version=str(meeting.version)),
+        frozen_message=services.SIGNED_AT_MEETING,
+        first_signed_at=services.first_signed_at(meeting) if signed else None), status
+
+
 @bp.route("/meetings/<int:meeting_id>/edit", methods=["GET", "POST"])
 @roles_required(*MANAGERS)
 def edit_meeting(meeting_id: int):
-    """Reschedule, re-chair or move one meeting."""
+    """Reschedule, re-chair or move one meeting (or, once signed, show how to correct it)."""
     meeting = services.get_meeting(meeting_id)
     form = _meeting_form(meeting)
-    cancel_form = f.CancelForm(formdata=None, version=str(meeting.version))
     status = 200
     if form.validate_on_submit():
         try:
-            services.update_meeting(
-                meeting, expected_version=_int_or_none(form.version.data),
-                starts_at=timezones.local_to_utc(form.day.data, form.start_time.data,
-                                                meeting.time_zone),
-                duration_minutes=form.duration_minutes.data, location=form.location.data,
-                video_url=form.video_url.data, chair_id=_int_or_none(form.chair_id.data),
-                actor=current_user)
+            services.update_meeting(meeting, **_meeting_values(form, meeting),
+                                    actor=current_user)
             db.session.commit()
             flash("Meeting saved.", "success")
             return _to_meeting(meeting.id)
-        except ConflictError as exc:
-            db.session.rollback()
-            flash(exc.message, "error")
-            status = 409
+        except (ConflictError, ImmutableError) as exc:
+            status = _conflict(exc)
         except InvalidError as exc:
             db.session.rollback()
             apply_field_errors(form, exc)
-    return render_template("meetings/meeting_form.html", form=form, cancel_form=cancel_form,
-                           meeting=services.get_meeting(meeting_id)), status
+    return _meeting_page(meeting_id, form=form, status=status)
 
 
 @bp.post("/meetings/<int:meeting_id>/cancel")
@@ -259,19 +278,38 @@ def cancel_meeting(meeting_id: int):
             db.session.commit()
             flash("Meeting cancelled.", "success")
             return _to_meeting(meeting.id)
-        except ConflictError as exc:
-            db.session.rollback()
-            flash(exc.message, "error")
-            status = 409
+        except (ConflictError, ImmutableError) as exc:
+            status = _conflict(exc)
         except InvalidError as exc:
             db.session.rollback()
             apply_field_errors(cancel_form, exc)
     else:
         status = 400
+    return _meeting_page(meeting_id, cancel_form=cancel_form, status=status)
+
+
+@bp.post("/meetings/<int:meeting_id>/corrections")
+@roles_required(*MANAGERS)
+def correct_meeting(meeting_id: int):
+    """Record a correction to a meeting at which decisions were signed, with the reason."""
     meeting = services.get_meeting(meeting_id)
-    form = _meeting_form(meeting)
-    return render_template("meetings/meeting_form.html", form=form, cancel_form=cancel_form,
-                           meeting=meeting), status
+    form = _meeting_form(meeting, f.CorrectionForm)
+    status = 400
+    if form.validate_on_submit():
+        status = 200
+        try:
+            services.correct_meeting(meeting, **_meeting_values(form, meeting),
+                                     reason=form.reason.data, actor=current_user)
+            db.session.commit()
+            flash("Correction recorded. It is shown with the meeting and with the decisions "
+                  "signed at it.", "success")
+            return _to_meeting(meeting_id, f"corrections-{meeting_id}")
+        except ConflictError as exc:
+            status = _conflict(exc)
+        except InvalidError as exc:
+            db.session.rollback()
+            apply_field_errors(form, exc)
+    return _meeting_page(meeting_id, form=form, status=status)
 
 
 # --- agenda -----------------------------------------------------------------
@@ -366,15 +404,14 @@ def edit_item(item_id: int):
             db.session.commit()
             flash("Agenda item saved.", "success")
             return _to_meeting(item.meeting_id, f"item-{item.id}")
-        except ConflictError as exc:
-            db.session.rollback()
-            flash(exc.message, "error")
-            status = 409
+        except (ConflictError, ImmutableError) as exc:
+            status = _conflict(exc)
         except InvalidError as exc:
             db.session.rollback()
             apply_field_errors(form, exc)
     item = services.get_item(item_id)
-    return render_template("meetings/item_form.html", form=form, item=item), status
+    return render_template("meetings/item_form.html", form=form, item=item,
+                           can_edit=services.can_edit_item(item)), status
 
 
 def _item_action(item_id: int, action: Callable[[AgendaItem], str | None],

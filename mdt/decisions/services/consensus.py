@@ -122,7 +122,12 @@ class ConsensusInput:
 
 
 def sign_consensus(user: User, item: AgendaItem, decision: ConsensusInput) -> Consensus:
-    """Sign the item's consensus once, with the attendance and quorum at this moment."""
+    """Sign the item's consensus once, with the attendance and quorum at this moment.
+
+    The meeting's row is held first, so that signing and cancelling or
+    re-dating the meeting (refused once something is signed) never cross.
+    """
+    meetings.lock_meeting(item.meeting)
     check_can_sign(user, item)
     decision = decision.cleaned()
     at_signing = quorum(item.meeting)
@@ -220,7 +225,8 @@ def _build_consensus(user: User, item: AgendaItem, decision: ConsensusInput,
                             for a in at_signing.present_attendees],
         was_quorate=at_signing.is_quorate,
         non_quorate_reason=None if at_signing.is_quorate else decision.non_quorate_reason,
-        signed_by=user, signed_at=clock.now(),
+        signed_by=user, signed_by_name=user.name, signed_by_discipline=user.discipline,
+        signed_at=clock.now(),
         adopted_proposals=[by_id[pid] for pid in decision.adopted_ids],
         actions=[ConsensusAction(description=clean(a.description), owner_id=a.owner_id,
                                  due_on=a.due_on) for a in decision.actions

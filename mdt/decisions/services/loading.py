@@ -21,12 +21,11 @@ from mdt.errors import (
     NotFoundError,
 )
 from mdt.extensions import db
-from mdt.meetings.models import AgendaItem, Meeting
+from mdt.meetings.models import AgendaItem, Meeting, MeetingCorrection
 
 
 def _consensus_options(path):
     return (
-        path.joinedload(Consensus.signed_by),
         path.joinedload(Consensus.responsible_clinician),
         path.selectinload(Consensus.adopted_proposals),
         path.selectinload(Consensus.actions).joinedload(ConsensusAction.owner),
@@ -40,6 +39,8 @@ def item_options() -> tuple[Any, ...]:
     return (
         joinedload(AgendaItem.meeting).joinedload(Meeting.series),
         joinedload(AgendaItem.meeting).joinedload(Meeting.chair),
+        joinedload(AgendaItem.meeting).selectinload(Meeting.corrections)
+        .joinedload(MeetingCorrection.author),
         joinedload(AgendaItem.case).joinedload(Case.patient),
         joinedload(AgendaItem.case).joinedload(Case.referring_clinician),
         joinedload(AgendaItem.case).selectinload(Case.references),

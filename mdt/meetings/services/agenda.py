@@ -1,10 +1,9 @@
 """The agenda: putting cases on a meeting, ordering, triage and item status."""
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import exists, select
 from sqlalchemy.orm import joinedload
 
 from mdt import clock
@@ -14,7 +13,7 @@ from mdt.auth.permissions import can_coordinate
 from mdt.cases import services as cases
 from mdt.cases.models import Case, CaseStatus
 from mdt.db import flush_or_conflict, get_or_404
-from mdt.errors import ForbiddenError, InvalidError
+from mdt.errors import ForbiddenError, ImmutableError, InvalidError
 from mdt.extensions import db
 from mdt.meetings.models import AgendaItem, ItemStatus, Meeting, Triage
 from mdt.meetings.services.meetings import (
@@ -26,13 +25,11 @@ from mdt.meetings.services.meetings import (
     require_scheduled,
     upcoming_clause,
 )
+from mdt.meetings.services.ordering import AGENDA_CHANGED, next_position, renumber
 from mdt.notifications import services as notify
 
 #: Roles that may put any case on an agenda (clinicians only their own referrals).
 PROPOSING_ROLES = (Role.COORDINATOR, Role.ADMIN, Role.SPECIALIST)
-#: What the loser of a race on one agenda is told (the unique constraints caught it).
-AGENDA_CHANGED = ("Someone else changed this meeting's agenda at the same moment. Nothing "
-                  "was saved: look at the agenda, then try again.")
 
 
 def get_item(item_id: int) -> AgendaItem:
@@ -115,37 +112,26 @@ def can_add_cases(user: User, meeting: Meeting) -> bool:
     return True
 
 
+def can_edit_item(item: AgendaItem) -> bool:
+    """Return True while the item's minutes and presenter may change (until it is decided)."""
+    return not is_item_decided(item)
+
+
+def check_can_edit_item(item: AgendaItem) -> None:
+    """Raise ImmutableError once the item is decided: its presenter is part of the record."""
+    if can_edit_item(item):
+        return
+    message = (f"This item is {item.status.label.lower()}: its presenter and minutes are part "
+               "of its record and can no longer change.")
+    if item.consensus is not None:
+        message += " To correct the record, add an amendment to its consensus."
+    raise ImmutableError(message)
+
+
 def can_remove_item(item: AgendaItem) -> bool:
     """Return True if ``item`` may be taken off the agenda (else it is withdrawn)."""
     return (not is_item_decided(item) and not item.proposals
             and item.carried_from_id is None)
-
-
-def next_position(meeting: Meeting) -> Any:
-    """Return the position after the meeting's last item, as SQL for the INSERT to evaluate.
-
-    Read by the statement that inserts the row, so two requests adding at once
-    never both read the same last position (SQLite runs one INSERT at a time;
-    on PostgreSQL ``lock_meeting`` orders them). The unique constraint on
-    (meeting, position) refuses anything that still slips through.
-    """
-    return (select(func.coalesce(func.max(AgendaItem.position), 0) + 1)
-            .where(AgendaItem.meeting_id == meeting.id).scalar_subquery())
-
-
-def renumber(items: Sequence[AgendaItem]) -> None:
-    """Give ``items`` the positions 1, 2, ... in their order, never two rows at one place.
-
-    The database checks the unique (meeting, position) row by row, so the rows
-    that move first step aside to a temporary negative position (minus their id).
-    """
-    moving = [(item, n) for n, item in enumerate(items, start=1) if item.position != n]
-    for item, _ in moving:
-        item.position = -item.id
-    flush_or_conflict(AGENDA_CHANGED, integrity=True)
-    for item, n in moving:
-        item.position = n
-    flush_or_conflict(AGENDA_CHANGED, integrity=True)
 
 
 def _check_case_can_go_on(case: Case, meeting: Meeting) -> None:
@@ -190,8 +176,9 @@ def add_item(meeting: Meeting, case: Case, *, actor: User, minutes_allotted: int
 
 def update_item(item: AgendaItem, *, actor: User | None, expected_version: int | None,
                 minutes_allotted: int, presenter_id: int | None) -> dict[str, list[Any]]:
-    """Change an item's minutes allotted or presenter."""
+    """Change an item's minutes allotted or presenter, until it is decided."""
     check_version(item, expected_version, "agenda item")
+    check_can_edit_item(item)
     _check_minutes(minutes_allotted)
     check_active_user(presenter_id, "presenter_id", "The presenter must be an active user.")
     diff = audit.changes(item, dict(minutes_allotted=minutes_allotted, presenter_id=presenter_id))
@@ -225,25 +212,6 @@ def remove_item(item: AgendaItem, *, actor: User | None) -> None:
     meeting.items.remove(item)
     db.session.delete(item)
     renumber(meeting.items)
-
-
-def move_item(item: AgendaItem, direction: str, *, actor: User | None) -> bool:
-    """Swap an item with its neighbour ("up" or "down"); return False at either end."""
-    if direction not in ("up", "down"):
-        raise InvalidError("Move an item up or down.")
-    lock_meeting(item.meeting, with_items=True)
-    items = sorted(item.meeting.items, key=lambda i: (i.position, i.id))
-    index = items.index(item)
-    other_index = index - 1 if direction == "up" else index + 1
-    if not 0 <= other_index < len(items):
-        return False
-    other = items[other_index]
-    items[index], items[other_index] = other, item
-    renumber(items)
-    audit.record("agenda_item.moved", f"Agenda item {item.id} moved {direction}", actor=actor,
-                 obj=item, case_id=item.case_id,
-                 data={"position": item.position, "direction": direction})
-    return True
 
 
 def triage_item(item: AgendaItem, triage: Triage | str, *, actor: User | None) -> None:

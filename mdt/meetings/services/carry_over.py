@@ -10,8 +10,8 @@ from mdt.db import flush_or_conflict
 from mdt.errors import InvalidError
 from mdt.extensions import db
 from mdt.meetings.models import AgendaItem, ItemStatus, Meeting, MeetingStatus
-from mdt.meetings.services.agenda import AGENDA_CHANGED, next_position
 from mdt.meetings.services.meetings import cutoff_at, has_started, lock_meeting
+from mdt.meetings.services.ordering import AGENDA_CHANGED, next_position
 from mdt.meetings.services.series import generate_meetings
 from mdt.notifications import services as notify
 

@@ -1,11 +1,11 @@
-"""One meeting: loading it, listing meetings, rescheduling and cancelling."""
+"""One meeting: loading it, listing meetings, rescheduling and cancelling, and when it is fixed."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.orm import joinedload, selectinload
 
 from mdt import clock
@@ -14,9 +14,15 @@ from mdt.auth.models import User
 from mdt.auth.permissions import can_coordinate
 from mdt.cases.models import Case
 from mdt.db import flush_or_conflict, get_or_404
-from mdt.errors import ConflictError, InvalidError, NotFoundError
+from mdt.errors import ConflictError, ImmutableError, InvalidError, NotFoundError
 from mdt.extensions import db
-from mdt.meetings.models import AgendaItem, Attendance, Meeting, MeetingStatus
+from mdt.meetings.models import (
+    AgendaItem,
+    Attendance,
+    Meeting,
+    MeetingCorrection,
+    MeetingStatus,
+)
 from mdt.notifications import services as notify
 
 
@@ -38,6 +44,7 @@ def get_meeting_page(meeting_id: int) -> Meeting:
                 selectinload(AgendaItem.proposals),
             ),
             selectinload(Meeting.attendances).joinedload(Attendance.user),
+            selectinload(Meeting.corrections).joinedload(MeetingCorrection.author),
         ))
     if meeting is None:
         raise NotFoundError("No such meeting.")
@@ -133,6 +140,57 @@ def lock_meeting(meeting: Meeting, *, with_items: bool = False) -> Meeting:
     return meeting
 
 
+#: Why the record of a meeting with signed decisions is refused an ordinary edit.
+SIGNED_AT_MEETING = ("Decisions were signed at this meeting, so its date, time, duration, "
+                     "place, chair and status are part of their record and cannot be edited, "
+                     "nor the meeting cancelled. If the record is wrong, record a correction "
+                     "with the reason: it is kept and shown with the decisions.")
+
+
+def has_signed_items(meeting: Meeting) -> bool:
+    """Return True once a consensus is signed for an item of ``meeting``.
+
+    The one definition of "the meeting's record is fixed": editing and
+    cancelling refuse it, corrections require it, and the pages show it.
+    """
+    from mdt.decisions.models import Consensus
+
+    return bool(db.session.scalar(select(exists().where(
+        Consensus.agenda_item_id == AgendaItem.id, AgendaItem.meeting_id == meeting.id))))
+
+
+def check_meeting_editable(meeting: Meeting) -> None:
+    """Raise ImmutableError if decisions were signed at ``meeting`` (correct it instead)."""
+    if has_signed_items(meeting):
+        raise ImmutableError(SIGNED_AT_MEETING)
+
+
+def check_duration(duration_minutes: int) -> None:
+    """Raise InvalidError on the duration field unless it is positive."""
+    if duration_minutes <= 0:
+        raise InvalidError("The duration must be positive.",
+                           fields={"duration_minutes": "At least one minute."})
+
+
+def same_start(meeting: Meeting, starts_at: datetime) -> datetime:
+    """Return the meeting's own start if ``starts_at`` is the same minute (as forms give it)."""
+    if starts_at.replace(second=0, microsecond=0) == meeting.starts_at.replace(
+            second=0, microsecond=0):
+        return meeting.starts_at
+    return starts_at
+
+
+def check_not_into_the_past(meeting: Meeting, starts_at: datetime) -> None:
+    """Refuse moving ``meeting`` to a start time that has passed (its own is left alone).
+
+    Saving a meeting in progress with its start unchanged (only the place,
+    say) is not a reschedule.
+    """
+    if starts_at != meeting.starts_at and starts_at <= clock.now():
+        raise InvalidError("A meeting cannot be rescheduled into the past.",
+                           fields={"day": "Choose a date and time that are still ahead."})
+
+
 def require_scheduled(meeting: Meeting) -> None:
     """Raise InvalidError if ``meeting`` is cancelled: nothing on it can change."""
     if meeting.is_cancelled:
@@ -159,12 +217,18 @@ def check_active_user(user_id: int | None, field: str, message: str) -> None:
 def update_meeting(meeting: Meeting, *, actor: User | None, expected_version: int | None,
                    starts_at: datetime, duration_minutes: int, location: str | None,
                    video_url: str | None, chair_id: int | None) -> dict[str, list[Any]]:
-    """Reschedule, re-chair or move one meeting; refuse an edit based on a stale version."""
+    """Reschedule, re-chair or move one meeting; refuse an edit based on a stale version.
+
+    Refused once decisions were signed at the meeting (``correct_meeting`` then),
+    and a new start time must be ahead.
+    """
+    lock_meeting(meeting)
     check_version(meeting, expected_version, "meeting")
     require_scheduled(meeting)
-    if duration_minutes <= 0:
-        raise InvalidError("The duration must be positive.",
-                           fields={"duration_minutes": "At least one minute."})
+    check_meeting_editable(meeting)
+    starts_at = same_start(meeting, starts_at)
+    check_duration(duration_minutes)
+    check_not_into_the_past(meeting, starts_at)
     check_active_user(chair_id, "chair_id", "The chair must be an active user.")
     diff = audit.changes(meeting, dict(
         starts_at=starts_at, duration_minutes=duration_minutes,
@@ -183,9 +247,15 @@ def update_meeting(meeting: Meeting, *, actor: User | None, expected_version: in
 
 def cancel_meeting(meeting: Meeting, *, actor: User | None, reason: str,
                    expected_version: int | None = None) -> None:
-    """Cancel a meeting with a reason; its pending items can then be carried over."""
+    """Cancel a meeting with a reason; its pending items can then be carried over.
+
+    Refused once decisions were signed at it: a meeting that decided cannot
+    be listed as cancelled beside its agreed recommendations.
+    """
+    lock_meeting(meeting)
     check_version(meeting, expected_version, "meeting")
     require_scheduled(meeting)
+    check_meeting_editable(meeting)
     reason = (reason or "").strip()
     if not reason:
         raise InvalidError("Say why the meeting is cancelled.", fields={"reason": "Required."})
