@@ -38,6 +38,12 @@ def status_command() -> None:
         click.echo(f"last dispatcher run: {_when(run.started_at)}, published {run.published}, "
                    f"released {run.released}, left for later {run.unpublished}"
                    + (f", error: {run.error}" if run.error else ""))
+    retrying = status.retrying
+    click.echo(f"  retrying: {retrying.count}" + (
+        f" (failing since {_when(retrying.failing_since)})" if retrying.failing_since else ""))
+    if status.failing:
+        click.secho(f"WARNING: delivery is failing: {retrying.count} notifications are waiting "
+                    f"to be retried; last error: {retrying.last_error}", fg="red", err=True)
     if status.dispatcher_stale:
         minutes = int(operations.DISPATCHER_STALE_AFTER.total_seconds() // 60)
         click.secho(f"WARNING: the dispatcher has not run for {minutes} minutes: "
@@ -56,6 +62,15 @@ def resend_command(notification_id: int) -> None:
         raise click.ClickException(exc.message) from exc
     click.echo(f"Notification {notification.id} is pending again; the next dispatcher run "
                "sends it.")
+
+
+@notifications_cli.command("resend-failed")
+def resend_failed_command() -> None:
+    """Queue every failed notification again (each audited as a resend)."""
+    count = operations.resend_all_failed(actor=None)
+    db.session.commit()
+    click.echo(f"{count} failed notification{'' if count == 1 else 's'} pending again; the next "
+               "dispatcher run sends them.")
 
 
 @notifications_cli.command("dispatch")

@@ -122,14 +122,19 @@ def release_stale_claims() -> int:
 
 
 def due_batch(limit: int = BATCH_SIZE) -> list[int]:
-    """Return ids of due ``pending`` rows that no task holds (lease passed), oldest first."""
+    """Return ids of ``pending`` rows due for an attempt that no task holds, oldest first.
+
+    Served by ``ix_notifications_pending_next_attempt``: rows waiting for a
+    retry, and rows due later, are not read.
+    """
     now = clock.now()
     return list(db.session.scalars(
         select(Notification.id)
-        .where(Notification.status == Status.PENDING, Notification.due_at <= now,
+        .where(Notification.status == Status.PENDING, Notification.next_attempt_at <= now,
+               Notification.due_at <= now,
                or_(Notification.lease_expires_at.is_(None),
                    Notification.lease_expires_at <= now))
-        .order_by(Notification.due_at, Notification.id)
+        .order_by(Notification.next_attempt_at, Notification.id)
         .limit(limit)
     ))
 

@@ -83,6 +83,7 @@ def _upsert(row: Notification | None, kind: NotificationKind, recipient_id: int,
     elif row.status == NotificationStatus.CANCELLED:
         row.status, row.attempts, row.last_error, row.read_at = (
             NotificationStatus.PENDING, 0, None, None)
+        row.failing_since, row.lease_expires_at, row.next_attempt_at = None, None, due_at
     elif row.status != NotificationStatus.PENDING:
         return None
     row.payload = payload
