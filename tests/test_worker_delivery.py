@@ -14,6 +14,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import icalendar
 import pytest
 from sqlalchemy import func, select
 
@@ -500,3 +501,47 @@ def test_an_smtp_outage_longer_than_the_old_retry_budget_loses_nothing(
     record_property("minutes_to_deliver_all_after_recovery",
                     (max(sent_at.values()) - (start + timedelta(minutes=back_at))) /
                     timedelta(minutes=1))
+
+
+def test_place_change_newcomer_and_cancel_through_a_worker(
+        make, smtp, queue, tmp_path, broker_config, start_worker):
+    """Items 15-17 end to end: who gets an update, an invitation, a cancellation."""
+    from mdt.meetings import services as meetings
+
+    broker_url = f"sqla+sqlite:///{tmp_path / 'broker.sqlite'}"
+    broker_config(broker_url, queue)
+    worker = start_worker(broker_url, queue)
+    meeting = make.meeting(starts_at=(clock.now() + timedelta(days=3)).replace(microsecond=0))
+    first, newcomer, late = (make.specialist(email=f"{n}.{uuid.uuid4().hex[:6]}@example.org")
+                             for n in ("first", "newcomer", "late"))
+
+    def deliver_invitations() -> None:
+        db.session.commit()
+        ids = list(db.session.scalars(select(Notification.id).where(
+            Notification.kind == NotificationKind.INVITATION,
+            Notification.status == S.PENDING)))
+        dispatcher.dispatch()
+        wait_until_sent(ids, worker)
+
+    meetings.invite(meeting, first, actor=None)
+    deliver_invitations()
+    meetings.update_meeting(meeting, expected_version=meeting.version,
+                            starts_at=meeting.starts_at, duration_minutes=meeting.duration_minutes,
+                            location="Room 9", video_url=None, chair_id=None, actor=None)
+    meetings.invite(meeting, newcomer, actor=None)
+    deliver_invitations()
+    meetings.invite(meeting, late, actor=None)  # cancelled before this invitation went out
+    meetings.cancel_meeting(meeting, reason="Bank holiday", expected_version=meeting.version,
+                            actor=None)
+    deliver_invitations()
+
+    received: dict[str, list[tuple[str, str]]] = {}
+    for message in smtp.sink.snapshot():
+        part = next(p for p in message.walk() if p.get_content_type() == "text/calendar")
+        event = icalendar.Calendar.from_ical(part.get_content()).walk("VEVENT")[0]
+        verb = " ".join(str(message["Subject"]).split()).split(":")[0]
+        received.setdefault(message["X-Envelope-To"], []).append((verb, str(event["LOCATION"])))
+    assert received == {
+        first.email: [("Invitation", "Room 3"), ("Updated", "Room 9"), ("Cancelled", "Room 9")],
+        newcomer.email: [("Invitation", "Room 9"), ("Cancelled", "Room 9")],
+    }

@@ -103,6 +103,25 @@ def cancel_rows(rows: Iterable[Notification]) -> int:
     return count
 
 
+def invitation_prefix(meeting_id: int, user_id: int, rnd: int) -> str:
+    """Return the key prefix of a person's invitations (REQUEST) of one round for a meeting."""
+    return f"invitation:m{meeting_id}:u{user_id}:r{rnd}:"
+
+
+def was_sent_invitation(meeting_id: int, user_id: int, rnd: int) -> bool:
+    """Return whether the person was sent an invitation or update of this round (or is being).
+
+    What the person was sent, not what was written for them: an invitation
+    still pending, cancelled or failed never reached their calendar, so it
+    needs no CANCEL, and the next one is not an update of it.
+    """
+    return db.session.scalar(sa.select(Notification.id).where(
+        Notification.dedup_key.startswith(invitation_prefix(meeting_id, user_id, rnd),
+                                          autoescape=True),
+        Notification.status.in_([NotificationStatus.SENT, NotificationStatus.SENDING]))
+        .limit(1)) is not None
+
+
 def pending_rows(*criteria: Any) -> list[Notification]:
     """Return the pending rows matching ``criteria``, oldest first."""
     return list(db.session.scalars(sa.select(Notification).where(
