@@ -266,3 +266,18 @@ def test_resend_failed_command_and_status_show_the_retries(make, cli):
     db.session.expire_all()
     assert [r.status for r in failed] == [S.PENDING, S.PENDING]
     assert cli("resend-failed").output.startswith("0 failed notifications")
+
+
+def test_the_stale_warning_names_the_broker_as_the_likely_cause(make, client, login_as, cli,
+                                                                app, monkeypatch):
+    monkeypatch.setitem(app.config, "BROKER_URL",
+                        "redis://:s3cret-password@redis.internal:6380/2")
+    login_as(make.admin())
+    html = client.get("/admin/notifications").get_data(as_text=True)
+    assert "The dispatcher has never run." in html
+    assert ("The likely cause: Redis at redis.internal:6380/2 (MDT_BROKER_URL) is unreachable. "
+            "Beat then cannot publish the dispatcher at all, so no run is recorded.") in html
+    status = cli("status")
+    assert "not run for 5 minutes. The likely cause: Redis at redis.internal:6380/2" in \
+        status.output
+    assert "s3cret" not in html and "s3cret" not in status.output

@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import click
+from flask import current_app
 from flask.cli import AppGroup
 
 from mdt import clock, timezones
@@ -46,8 +47,9 @@ def status_command() -> None:
                     f"to be retried; last error: {retrying.last_error}", fg="red", err=True)
     if status.dispatcher_stale:
         minutes = int(operations.DISPATCHER_STALE_AFTER.total_seconds() // 60)
-        click.secho(f"WARNING: the dispatcher has not run for {minutes} minutes: "
-                    "is celery beat running (see docs/operations.md)?", fg="yellow", err=True)
+        cause = operations.stale_dispatcher_cause(current_app.config["BROKER_URL"])
+        click.secho(f"WARNING: the dispatcher has not run for {minutes} minutes. {cause} "
+                    "See docs/operations.md, 'Watching it'.", fg="yellow", err=True)
 
 
 @notifications_cli.command("resend")

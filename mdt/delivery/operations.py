@@ -12,6 +12,7 @@ from mdt import clock
 from mdt.audit.services import record
 from mdt.auth.models import User
 from mdt.db import get_or_404
+from mdt.delivery import broker
 from mdt.delivery.models import DispatcherRun
 from mdt.delivery.services import Status
 from mdt.errors import ConflictError
@@ -53,6 +54,13 @@ class DeliveryStatus:
         """Whether the dispatcher has not run for ``DISPATCHER_STALE_AFTER`` (or ever)."""
         return (self.last_run is None
                 or self.last_run.started_at < clock.now() - DISPATCHER_STALE_AFTER)
+
+
+def stale_dispatcher_cause(broker_url: str) -> str:
+    """Say what most likely stopped the dispatcher, naming the broker (no password)."""
+    return (f"The likely cause: {broker.describe(broker_url)} (MDT_BROKER_URL) is unreachable. "
+            "Beat then cannot publish the dispatcher at all, so no run is recorded. "
+            "Otherwise celery beat, or every worker, is stopped.")
 
 
 def delivery_status() -> DeliveryStatus:

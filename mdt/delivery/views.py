@@ -23,6 +23,7 @@ def index():
         "delivery/status.html", status=operations.delivery_status(),
         retrying=operations.retrying_notifications(), failed=operations.failed_notifications(),
         stale_minutes=int(operations.DISPATCHER_STALE_AFTER.total_seconds() // 60),
+        stale_cause=operations.stale_dispatcher_cause(current_app.config["BROKER_URL"]),
         horizon=retry.describe(retry.horizon()),
         max_delay=retry.describe(timedelta(seconds=current_app.config["NOTIFY_RETRY_MAX_DELAY"])))
 
