@@ -166,6 +166,28 @@ def test_transient_errors_wait_in_the_database_with_backoff_then_send(make, back
     assert (sent.attempts, sent.failing_since, sent.last_error) == (3, None, None)
 
 
+def test_while_rows_wait_each_dispatcher_run_tries_the_one_waiting_longest(make, backend,
+                                                                          rendered):
+    user = make.clinician()
+    rows = [make_notification(user) for _ in range(3)]
+    backend.errors = [OSError("down")] * 20
+    for row in rows:
+        assert delivery.deliver(row.id).outcome == Outcome.RETRY
+    published: list[int] = []
+    clock.set_now(NOW + timedelta(seconds=5))  # every retry 5 s away: one probe
+    result = dispatcher.dispatch(published.extend)
+    assert (result.probed, published) == (rows[0].id, [rows[0].id])
+    # On its way (queued): no second probe until it is back.
+    assert dispatcher.dispatch(published.extend).probed is None
+    assert delivery.deliver(rows[0].id).outcome == Outcome.RETRY  # still down
+    clock.set_now(NOW + timedelta(seconds=6))
+    assert dispatcher.dispatch(published.extend).probed == rows[1].id
+    assert delivery.deliver(rows[1].id).outcome == Outcome.RETRY
+    clock.set_now(NOW + timedelta(seconds=10))  # due anyway: no probe, just the due row
+    result = dispatcher.dispatch(published.extend)
+    assert (result.probed, published[-1:]) == (None, [rows[2].id])
+
+
 def test_retry_delays_double_and_stay_capped(app):
     delays = [retry.retry_delay(n) for n in range(1, 12)]
     assert delays[:5] == [10.0, 20.0, 40.0, 80.0, 160.0]

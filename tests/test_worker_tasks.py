@@ -98,9 +98,9 @@ def test_deliver_task_leaves_a_failed_row_waiting_in_the_database_not_in_a_count
     assert (row.status, row.next_attempt_at) == (S.PENDING, NOW + timedelta(seconds=10))
     published: list[int] = []
     monkeypatch.setattr(dispatcher, "publish_deliver", published.extend)
-    assert tasks.dispatch.apply().get()["published"] == 0  # not yet
     clock.set_now(NOW + timedelta(seconds=10))
-    assert tasks.dispatch.apply().get()["published"] == 1
+    run = tasks.dispatch.apply().get()
+    assert (run["published"], run["probed"]) == (1, None)  # due: no probe needed
     assert tasks.deliver.apply(args=[published]).get() == "sent"
     assert backend.sent == 1
     db.session.expire_all()
@@ -113,5 +113,5 @@ def test_dispatch_task_publishes_due_rows(app, celery_app, row, monkeypatch):
     monkeypatch.setattr(dispatcher, "publish_deliver", published.extend)
     outcome = tasks.dispatch.apply().get()
     assert outcome == {"ran": True, "released": 0, "published": 1, "unpublished": 0,
-                       "error": None}
+                       "error": None, "probed": None}
     assert published == [row.id]

@@ -4,7 +4,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-import sqlalchemy as sa
 from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
 
@@ -14,14 +13,11 @@ from mdt.auth.models import User
 from mdt.db import get_or_404
 from mdt.delivery import broker
 from mdt.delivery.models import DispatcherRun
+from mdt.delivery.retry import RETRYING
 from mdt.delivery.services import Status
 from mdt.errors import ConflictError
 from mdt.extensions import db
 from mdt.notifications.models import Notification
-
-#: Pending rows that failed an attempt and wait for the next one.
-RETRYING = sa.and_(Notification.status == Status.PENDING, Notification.failing_since.is_not(None))
-
 
 #: ``status`` warns when the last dispatcher run is older than this.
 DISPATCHER_STALE_AFTER = timedelta(minutes=5)

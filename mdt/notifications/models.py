@@ -100,6 +100,8 @@ class Notification(TimestampMixin, Base):
         # The dispatcher's scan: pending rows whose next attempt has come. Rows
         # waiting for a retry, and future reminders, are outside the range read.
         sa.Index("ix_notifications_pending_next_attempt", "status", "next_attempt_at"),
+        # The few rows waiting for a retry (the probe, the page, bringing them forward).
+        sa.Index("ix_notifications_failing_since", "failing_since"),
     )
 
     @validates("due_at")

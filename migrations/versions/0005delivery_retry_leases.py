@@ -3,7 +3,8 @@
 notifications.lease_expires_at (queued, held or claimed until), next_attempt_at
 (when the dispatcher may publish the row: its due time, or its next retry;
 indexed with the status for the dispatcher's scan) and failing_since (the
-start of a run of failed attempts, for the retry horizon).
+start of a run of failed attempts, for the retry horizon; indexed, for the
+few rows waiting for a retry).
 
 Revision ID: 0005delivery_retry_leases
 Revises: 0004_notification_prefs
@@ -43,6 +44,7 @@ def upgrade():
                               nullable=False)
         batch_op.create_index('ix_notifications_pending_next_attempt',
                               ['status', 'next_attempt_at'], unique=False)
+        batch_op.create_index('ix_notifications_failing_since', ['failing_since'], unique=False)
     _lease_rows_being_sent()
 
 
@@ -62,6 +64,7 @@ def _lease_rows_being_sent():
 
 def downgrade():
     with op.batch_alter_table('notifications', schema=None) as batch_op:
+        batch_op.drop_index('ix_notifications_failing_since')
         batch_op.drop_index('ix_notifications_pending_next_attempt')
         batch_op.drop_column('failing_since')
         batch_op.drop_column('next_attempt_at')
