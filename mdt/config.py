@@ -55,11 +55,12 @@ DEFAULTS: dict[str, Any] = {
     "BROKER_VISIBILITY_TIMEOUT": 3600,
     # Celery queue the deliver and dispatch tasks go to (tests use their own).
     "BROKER_QUEUE": "mdt",
-    # Delivery retries on SMTP/connection errors: first delay, doubled each
-    # time, capped; every delay stays far below the visibility timeout.
-    "NOTIFY_MAX_RETRIES": 5,
+    # Delivery retries on SMTP/connection errors (held in the database, not
+    # in countdowns): first delay, doubled each time, capped; given up this
+    # many seconds after the first failed attempt (mdt/delivery/retry.py).
     "NOTIFY_RETRY_DELAY": 10.0,
     "NOTIFY_RETRY_MAX_DELAY": 300.0,
+    "NOTIFY_RETRY_HORIZON": 86400.0,
     # Rows per deliver task: the worker shares the meeting, agenda and SMTP
     # connection between them, but claims and sends each row on its own.
     "NOTIFY_DELIVER_BATCH": 20,

@@ -9,11 +9,10 @@ from datetime import timedelta
 from email import policy
 from pathlib import Path
 
-import pytest
 from sqlalchemy import select
 
 from mdt import clock
-from mdt.delivery import broker, dispatcher
+from mdt.delivery import dispatcher
 from mdt.delivery import services as delivery
 from mdt.extensions import db
 from mdt.notifications.models import Notification, NotificationKind, NotificationStatus
@@ -90,25 +89,21 @@ class FailOn:
         self.sent.append(key)
 
 
-def test_a_transient_error_puts_back_only_that_row_and_retries_it_alone(
-        make, app, celery_app, monkeypatch):
+def test_a_transient_error_puts_back_only_that_row_and_the_dispatcher_publishes_it_alone(
+        make, app, celery_app, monkeypatch, frozen_clock):
+    now = frozen_clock(clock.now().replace(microsecond=0))
     ids = reminders(make, 3)
     backend = FailOn(ids[1])
     monkeypatch.setattr(delivery, "get_backend", lambda config: backend)
-    retries: list[tuple] = []
-
-    def record_retry(*, args, countdown, **kwargs):
-        retries.append((args, countdown))
-        raise RuntimeError("retry requested")
-
-    monkeypatch.setattr(celery_app.tasks[broker.DELIVER_TASK], "retry", record_retry)
-    with pytest.raises(RuntimeError, match="retry requested"):
-        tasks.deliver.run(ids)
-    assert retries == [([[ids[1]]], app.config["NOTIFY_RETRY_DELAY"])]
+    assert tasks.deliver.run(ids) == "retry=1 sent=2"
     assert statuses(ids) == [S.SENT, S.PENDING, S.SENT]
     assert backend.sent == [str(ids[0]), str(ids[2])]
-    # The retry carries the failed row alone; the rows sent are not sent again.
-    assert tasks.deliver.run(*retries[0][0]) == "sent"
+    chunks: list[list[int]] = []
+    frozen_clock(now + timedelta(seconds=app.config["NOTIFY_RETRY_DELAY"]))
+    assert dispatcher.dispatch(chunks.append).published == 1
+    # The failed row goes alone; the rows sent are not sent again.
+    assert chunks == [[ids[1]]]
+    assert tasks.deliver.run(chunks[0]) == "sent"
     assert tasks.deliver.run(ids) == "skipped"
     assert backend.sent == [str(ids[0]), str(ids[2]), str(ids[1])]
     assert statuses(ids) == [S.SENT] * 3

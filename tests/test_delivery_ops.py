@@ -177,3 +177,107 @@ def test_nav_links_the_delivery_page_for_coordinators_only(make, client, login_a
     home = client.get("/")
     assert home.status_code == 200 and 'class="mainnav"' in home.get_data(as_text=True)
     assert 'href="/admin/notifications"' not in home.get_data(as_text=True)
+
+
+def retrying_row(user, *, error="ConnectionRefusedError: [Errno 111] Connection refused",
+                 since=NOW - timedelta(minutes=40)) -> Notification:
+    return add(user, attempts=9, failing_since=since, last_error=error,
+               due=NOW - timedelta(minutes=41))
+
+
+def test_ops_page_shows_a_banner_and_the_rows_retrying_while_delivery_fails(make, client,
+                                                                           login_as):
+    user = make.clinician(name="Dr Waiting")
+    row = retrying_row(user)
+    row.next_attempt_at = NOW + timedelta(minutes=5)
+    db.session.commit()
+    login_as(make.coordinator())
+    html = client.get("/admin/notifications").get_data(as_text=True)
+    assert "Delivery is failing:" in html
+    assert "1 notification\n  could not be sent and is being retried" in html
+    assert "failing since Thu 03 Dec 2026, 16:20 CST" in html
+    assert "last error: ConnectionRefusedError: [Errno 111] Connection refused" in html
+    assert "backing off to every 5 min, for up to 24 h" in html
+    assert "<dt>Retrying</dt><dd>1 (of the pending)</dd>" in html
+    assert "Dr Waiting" in html and "Thu 03 Dec 2026, 17:05 CST" in html  # the next attempt
+    assert "No failed notifications." in html
+
+
+def test_ops_page_has_no_banner_while_nothing_waits_for_a_retry(make, client, login_as):
+    add(make.clinician())  # pending, never failed
+    login_as(make.admin())
+    html = client.get("/admin/notifications").get_data(as_text=True)
+    assert "Delivery is failing" not in html
+    assert "No notification is waiting to be retried." in html
+
+
+def test_resend_all_failed_from_the_page(make, client, login_as):
+    user = make.clinician()
+    failed = [add(user, S.FAILED, due=NOW - timedelta(minutes=i), attempts=7, last_error="550")
+              for i in range(1, 4)]
+    add(user, S.SENT, due=NOW - timedelta(hours=1))
+    coordinator = make.coordinator()
+    login_as(coordinator)
+    html = client.get("/admin/notifications").get_data(as_text=True)
+    assert 'action="/admin/notifications/resend-failed"' in html and "Resend all 3 failed" in html
+    page = client.post("/admin/notifications/resend-failed", follow_redirects=True)
+    assert "3 failed notifications will be sent again within a minute." in page.get_data(
+        as_text=True)
+    db.session.expire_all()
+    assert [(r.status, r.attempts, r.last_error) for r in failed] == [(S.PENDING, 0, None)] * 3
+    entries = db.session.scalars(select(AuditEntry)).all()
+    assert sorted(e.object_id for e in entries) == sorted(r.id for r in failed)
+    assert {(e.action, e.actor_id) for e in entries} == {("notification.resend", coordinator.id)}
+    again = client.post("/admin/notifications/resend-failed", follow_redirects=True)
+    assert "There are no failed notifications to resend." in again.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("role", ["specialist", "clinician"])
+def test_resend_all_failed_is_forbidden_to_others(make, client, login_as, role):
+    row = add(make.clinician(), S.FAILED)
+    login_as(getattr(make, role)())
+    assert client.post("/admin/notifications/resend-failed").status_code == 403
+    db.session.expire_all()
+    assert row.status == S.FAILED
+
+
+def test_resend_all_failed_needs_a_csrf_token_and_a_post(make, client, login_as, app,
+                                                         monkeypatch):
+    row = add(make.clinician(), S.FAILED)
+    login_as(make.admin())
+    assert client.get("/admin/notifications/resend-failed").status_code == 405
+    monkeypatch.setitem(app.config, "WTF_CSRF_ENABLED", True)
+    assert client.post("/admin/notifications/resend-failed").status_code == 400
+    db.session.expire_all()
+    assert row.status == S.FAILED
+
+
+def test_resend_failed_command_and_status_show_the_retries(make, cli):
+    user = make.clinician()
+    failed = [add(user, S.FAILED, due=NOW - timedelta(minutes=i)) for i in (1, 2)]
+    retrying_row(user)
+    status = cli("status")
+    assert "  retrying: 1 (failing since Thu 03 Dec 2026, 16:20 CST" in status.output
+    assert ("WARNING: delivery is failing: 1 notifications are waiting to be retried; last "
+            "error: ConnectionRefusedError") in status.output
+    result = cli("resend-failed")
+    assert result.exit_code == 0, result.output
+    assert "2 failed notifications pending again" in result.output
+    db.session.expire_all()
+    assert [r.status for r in failed] == [S.PENDING, S.PENDING]
+    assert cli("resend-failed").output.startswith("0 failed notifications")
+
+
+def test_the_stale_warning_names_the_broker_as_the_likely_cause(make, client, login_as, cli,
+                                                                app, monkeypatch):
+    monkeypatch.setitem(app.config, "BROKER_URL",
+                        "redis://:s3cret-password@redis.internal:6380/2")
+    login_as(make.admin())
+    html = client.get("/admin/notifications").get_data(as_text=True)
+    assert "The dispatcher has never run." in html
+    assert ("The likely cause: Redis at redis.internal:6380/2 (MDT_BROKER_URL) is unreachable. "
+            "Beat then cannot publish the dispatcher at all, so no run is recorded.") in html
+    status = cli("status")
+    assert "not run for 5 minutes. The likely cause: Redis at redis.internal:6380/2" in \
+        status.output
+    assert "s3cret" not in html and "s3cret" not in status.output

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from mdt import clock
 from mdt.audit.models import AuditEntry
-from mdt.delivery import dispatcher, mail, operations
+from mdt.delivery import dispatcher, mail, operations, retry
 from mdt.delivery import services as delivery
 from mdt.delivery.models import DispatcherRun
 from mdt.delivery.services import Outcome
@@ -142,42 +142,115 @@ def test_deactivated_recipient_is_cancelled(make, backend, rendered):
     assert (row.status, row.last_error) == (S.CANCELLED, "recipient deactivated")
 
 
-def test_transient_errors_retry_with_backoff_then_send(make, backend, rendered, app):
+def test_transient_errors_wait_in_the_database_with_backoff_then_send(make, backend, rendered):
     backend.errors = [smtplib.SMTPResponseException(451, b"try later"),
                       ConnectionRefusedError("refused")]
     row = make_notification(make.clinician())
     first = delivery.deliver(row.id)
-    assert (first.outcome, first.retry_in) == (Outcome.RETRY, app.config["NOTIFY_RETRY_DELAY"])
+    assert (first.outcome, first.retry_at) == (Outcome.RETRY, NOW + timedelta(seconds=10))
     after_first = fresh(row.id)
-    assert (after_first.status, after_first.dispatched_at) == (S.PENDING, NOW)
+    assert (after_first.status, after_first.next_attempt_at, after_first.failing_since,
+            after_first.lease_expires_at) == (S.PENDING, NOW + timedelta(seconds=10), NOW, None)
     assert "451" in after_first.last_error
-    # Not published again by the dispatcher while the retry waits.
+    # The dispatcher publishes it when its next attempt comes, not before.
     assert dispatcher.due_batch() == []
+    clock.set_now(NOW + timedelta(seconds=10))
+    assert dispatcher.due_batch() == [row.id]
     second = delivery.deliver(row.id)
-    assert (second.outcome, second.retry_in) == (Outcome.RETRY,
-                                                 2 * app.config["NOTIFY_RETRY_DELAY"])
+    assert second.retry_at == NOW + timedelta(seconds=10 + 20)
+    assert fresh(row.id).failing_since == NOW  # the run of failures began at the first
+    clock.set_now(NOW + timedelta(seconds=30))
     assert delivery.deliver(row.id).outcome == Outcome.SENT
     assert len(backend.sent) == 1
-    assert fresh(row.id).attempts == 3
+    sent = fresh(row.id)
+    assert (sent.attempts, sent.failing_since, sent.last_error) == (3, None, None)
 
 
-def test_retry_delays_double_and_stay_capped_below_the_leases(app):
-    delays = [delivery.retry_delay(n) for n in range(1, 12)]
-    assert delays[:3] == [10.0, 20.0, 40.0]
+def test_while_rows_wait_each_dispatcher_run_tries_the_one_waiting_longest(make, backend,
+                                                                          rendered):
+    user = make.clinician()
+    rows = [make_notification(user) for _ in range(3)]
+    backend.errors = [OSError("down")] * 20
+    for row in rows:
+        assert delivery.deliver(row.id).outcome == Outcome.RETRY
+    published: list[int] = []
+    clock.set_now(NOW + timedelta(seconds=5))  # every retry 5 s away: one probe
+    result = dispatcher.dispatch(published.extend)
+    assert (result.probed, published) == (rows[0].id, [rows[0].id])
+    # On its way (queued): no second probe until it is back.
+    assert dispatcher.dispatch(published.extend).probed is None
+    assert delivery.deliver(rows[0].id).outcome == Outcome.RETRY  # still down
+    clock.set_now(NOW + timedelta(seconds=6))
+    assert dispatcher.dispatch(published.extend).probed == rows[1].id
+    assert delivery.deliver(rows[1].id).outcome == Outcome.RETRY
+    clock.set_now(NOW + timedelta(seconds=10))  # due anyway: no probe, just the due row
+    result = dispatcher.dispatch(published.extend)
+    assert (result.probed, published[-1:]) == (None, [rows[2].id])
+
+
+def test_retry_delays_double_and_stay_capped(app):
+    delays = [retry.retry_delay(n) for n in range(1, 12)]
+    assert delays[:5] == [10.0, 20.0, 40.0, 80.0, 160.0]
     assert max(delays) == app.config["NOTIFY_RETRY_MAX_DELAY"] == 300.0
-    assert max(delays) < delivery.DISPATCH_LEASE.total_seconds()
-    assert max(delays) < app.config["BROKER_VISIBILITY_TIMEOUT"] / 10
+    assert retry.retry_delay(10_000) == 300.0  # no overflow after days of attempts
 
 
-def test_last_attempt_fails_the_row(make, backend, rendered, app, monkeypatch):
-    monkeypatch.setitem(app.config, "NOTIFY_MAX_RETRIES", 2)
-    backend.errors = [OSError("down")] * 3
+def test_a_row_is_retried_until_the_horizon_then_failed(make, backend, rendered, app):
+    assert app.config["NOTIFY_RETRY_HORIZON"] == 24 * 3600
+    backend.errors = [OSError("connection refused")] * 400
     row = make_notification(make.clinician())
-    outcomes = [delivery.deliver(row.id).outcome for _ in range(4)]
-    assert outcomes == [Outcome.RETRY, Outcome.RETRY, Outcome.FAILED, Outcome.SKIPPED]
-    row = fresh(row.id)
-    assert (row.status, row.attempts) == (S.FAILED, 3)
-    assert row.last_error.startswith("gave up after 3 attempts: OSError: down")
+    attempts_at = []
+    while (result := delivery.deliver(row.id)).outcome == Outcome.RETRY:
+        attempts_at.append(clock.now())
+        clock.set_now(result.retry_at)
+    assert result.outcome == Outcome.FAILED
+    failed = fresh(row.id)
+    # Backing off to every 5 minutes for a day (the old budget was 6 attempts in 5 min 14 s).
+    assert attempts_at[-1] - NOW < timedelta(hours=24) <= clock.now() - NOW
+    assert failed.status == S.FAILED and 280 < failed.attempts < 300
+    assert failed.last_error.startswith(
+        f"gave up after {failed.attempts} attempts over 24 h: OSError: connection refused")
+
+
+def test_a_reminder_that_stops_mattering_while_retried_is_cancelled_not_failed(
+        make, backend, monkeypatch):
+    meeting = make.meeting(starts_at=NOW + timedelta(minutes=30))
+    person = make.specialist()
+    make.attendance(meeting, person, present=False)
+    row = Notification(kind=NotificationKind.MEETING_REMINDER, recipient=person,
+                       meeting_id=meeting.id, due_at=NOW, dedup_key="retry:reminder",
+                       payload={"offset_minutes": 30})
+    db.session.add(row)
+    db.session.commit()
+    backend.errors = [OSError("connection refused")] * 100
+    while (result := delivery.deliver(row.id)).outcome == Outcome.RETRY:
+        clock.set_now(result.retry_at)
+    assert result.outcome == Outcome.CANCELLED
+    assert clock.now() >= meeting.starts_at
+    assert (fresh(row.id).status, fresh(row.id).last_error) == (S.CANCELLED,
+                                                                "no longer relevant when due")
+
+
+def test_a_retry_that_gets_through_brings_the_other_waiting_rows_forward(make, backend,
+                                                                         rendered):
+    user = make.clinician()
+    rows = [make_notification(user) for _ in range(3)]
+    backend.errors = [OSError("down")] * 3
+    for row in rows:
+        assert delivery.deliver(row.id).outcome == Outcome.RETRY
+    backend.errors = [OSError("down")] * 2  # the first two fail again: 20 s to wait
+    for row in rows[:2]:
+        clock.set_now(NOW + timedelta(seconds=10))
+        assert delivery.deliver(row.id).outcome == Outcome.RETRY
+    assert {fresh(r.id).next_attempt_at for r in rows[:2]} == {NOW + timedelta(seconds=30)}
+    # A row sent at its first attempt says nothing about the others' failures.
+    fresh_row = make_notification(user)
+    assert delivery.deliver_batch([fresh_row.id])[fresh_row.id].recovered is False
+    assert {fresh(r.id).next_attempt_at for r in rows[:2]} == {NOW + timedelta(seconds=30)}
+    result = delivery.deliver_batch([rows[2].id])[rows[2].id]  # the server is back
+    assert (result.outcome, result.recovered) == (Outcome.SENT, True)
+    assert {fresh(r.id).next_attempt_at for r in rows[:2]} == {NOW + timedelta(seconds=10)}
+    assert sorted(dispatcher.due_batch()) == sorted(r.id for r in rows[:2])
 
 
 def test_permanent_error_fails_at_once(make, backend, rendered):

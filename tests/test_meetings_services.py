@@ -126,10 +126,20 @@ def test_reschedule_bumps_sequence_and_calls_hook(make, frozen_clock, hooks):
     db.session.commit()
     assert meeting.starts_at == new_start and meeting.sequence == 1
     assert named(hooks, "on_meeting_rescheduled") == [(meeting,)]
+    # The place or the video link alone: calendars show them, so attendees are updated too.
     services.update_meeting(meeting, expected_version=meeting.version, starts_at=new_start,
                             duration_minutes=90, location="Room 9", video_url=None, chair_id=None,
                             actor=None)
-    assert meeting.sequence == 2 and len(named(hooks, "on_meeting_rescheduled")) == 1
+    assert meeting.sequence == 2 and len(named(hooks, "on_meeting_rescheduled")) == 2
+    services.update_meeting(meeting, expected_version=meeting.version, starts_at=new_start,
+                            duration_minutes=90, location="Room 9",
+                            video_url="https://video.example/mdt", chair_id=None, actor=None)
+    assert meeting.sequence == 3 and len(named(hooks, "on_meeting_rescheduled")) == 3
+    chair = make.specialist()
+    services.update_meeting(meeting, expected_version=meeting.version, starts_at=new_start,
+                            duration_minutes=90, location="Room 9",
+                            video_url="https://video.example/mdt", chair_id=chair.id, actor=None)
+    assert len(named(hooks, "on_meeting_rescheduled")) == 3  # no calendar shows the chair
 
 
 def test_stale_meeting_edit_is_a_conflict(make, frozen_clock):

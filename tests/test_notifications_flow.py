@@ -107,6 +107,8 @@ def test_remove_attendee_through_meeting_services(make, frozen_clock):
     person = make.specialist()
     attendance = meetings.invite(meeting, person, actor=None)
     db.session.commit()
+    rows(kind=K.INVITATION)[0].status = NotificationStatus.SENT  # the worker sent it
+    db.session.commit()
     meetings.remove_attendee(attendance, actor=None)
     db.session.commit()
     pending = rows(status=NotificationStatus.PENDING)
@@ -114,3 +116,56 @@ def test_remove_attendee_through_meeting_services(make, frozen_clock):
     msg = build_email(pending[0])
     assert msg["Subject"].startswith("Removed from: ")
     assert str(_event(msg)[0]["METHOD"]) == "CANCEL"
+
+
+def _update_place(meeting, location, video_url=None):
+    meetings.update_meeting(meeting, expected_version=meeting.version, starts_at=meeting.starts_at,
+                            duration_minutes=meeting.duration_minutes, location=location,
+                            video_url=video_url, chair_id=None, actor=None)
+    db.session.commit()
+
+
+def test_changing_only_the_place_or_the_link_sends_the_update_with_its_calendar(
+        make, frozen_clock):
+    frozen_clock(utc(2026, 11, 30, 9, 0))
+    meeting = make.meeting(starts_at=utc(2026, 12, 10, 6, 0), location="Room 3")
+    person = make.specialist()
+    meetings.invite(meeting, person, actor=None)
+    db.session.commit()
+    rows(kind=K.INVITATION)[0].status = NotificationStatus.SENT
+    db.session.commit()
+    _update_place(meeting, "Room 9")
+    [update] = rows(kind=K.INVITATION, status=NotificationStatus.PENDING)
+    message = build_email(update)
+    assert message["Subject"].startswith("Updated: ")
+    cal, event = _event(message)
+    assert (str(cal["METHOD"]), str(event["LOCATION"]), int(event["SEQUENCE"])) == (
+        "REQUEST", "Room 9", 1)
+    assert "Where: Room 9" in message.get_body(("plain",)).get_content()
+    update.status = NotificationStatus.SENT
+    db.session.commit()
+    _update_place(meeting, "Room 9", video_url="https://video.example/mdt-bone")
+    [link] = rows(kind=K.INVITATION, status=NotificationStatus.PENDING)
+    _, event = _event(build_email(link))
+    assert int(event["SEQUENCE"]) == 2
+    assert "Video: https://video.example/mdt-bone" in str(event["DESCRIPTION"])
+
+
+def test_a_cancel_whose_invitation_failed_meanwhile_is_not_sent(make, frozen_clock):
+    frozen_clock(utc(2026, 11, 30, 9, 0))
+    meeting = make.meeting(starts_at=utc(2026, 12, 10, 6, 0))
+    person = make.specialist()
+    meetings.invite(meeting, person, actor=None)
+    db.session.commit()
+    [invitation] = rows(kind=K.INVITATION)
+    invitation.status = NotificationStatus.SENDING  # on its way when the meeting is cancelled
+    db.session.commit()
+    meetings.cancel_meeting(meeting, reason="Bank holiday", expected_version=meeting.version,
+                            actor=None)
+    db.session.commit()
+    cancel = next(r for r in rows(status=NotificationStatus.PENDING)
+                  if r.payload.get("method") == "CANCEL")
+    assert build_email(cancel) is not None
+    invitation.status = NotificationStatus.FAILED  # the server refused it after all
+    db.session.commit()
+    assert build_email(cancel) is None  # nothing reached the calendar: nothing to cancel

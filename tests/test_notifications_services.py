@@ -22,6 +22,12 @@ NOW = utc(2026, 11, 30, 9, 0)
 START = utc(2026, 12, 10, 6, 0)  # Thu 10 Dec, 14:00 in Shanghai
 
 
+def make_request_context():
+    from flask import current_app
+
+    return current_app.test_request_context()
+
+
 def rows(**filters) -> list[Notification]:
     db.session.expire_all()
     query = sa.select(Notification).order_by(Notification.id)
@@ -61,7 +67,7 @@ def test_attendee_added_invites_and_schedules_reminders_once(meeting, make):
                           f"meeting_reminder:m{m}:u{u}:1440", f"meeting_reminder:m{m}:u{u}:60"}
     invitation = found[f"invitation:m{m}:u{u}:r0:s0"]
     assert (invitation.kind, invitation.recipient_id, invitation.due_at) == (K.INVITATION, u, NOW)
-    assert invitation.payload == {"method": "REQUEST", "sequence": 0}
+    assert invitation.payload == {"method": "REQUEST", "sequence": 0, "round": 0, "update": False}
     assert found[f"meeting_reminder:m{m}:u{u}:1440"].due_at == START - timedelta(hours=24)
     assert found[f"meeting_reminder:m{m}:u{u}:60"].due_at == START - timedelta(hours=1)
     assert all(r.status == S.PENDING and r.meeting_id == m and r.send_email for r in found.values())
@@ -108,7 +114,8 @@ def test_reschedule_moves_pending_reminders_and_sends_an_update(meeting, make):
     assert day.due_at == START + timedelta(days=6)
     assert found[f"meeting_reminder:m{m}:u{u}:60"].due_at == START + timedelta(days=7, hours=-1)
     update = found[f"invitation:m{m}:u{u}:r0:s1"]
-    assert update.payload == {"method": "REQUEST", "sequence": 1} and update.due_at == NOW
+    assert update.payload == {"method": "REQUEST", "sequence": 1, "round": 0, "update": True}
+    assert update.due_at == NOW
 
 
 def test_reminder_sent_before_a_reschedule_is_scheduled_again(meeting, make, frozen_clock):
@@ -139,34 +146,92 @@ def test_reschedule_earlier_cancels_reminders_now_past(meeting, make, frozen_clo
     assert by_offset[60].status == S.PENDING and by_offset[60].due_at == NOW + timedelta(hours=4)
 
 
-def test_cancel_meeting_cancels_pending_and_sends_cancel(meeting, make):
-    people = [make.specialist(), make.specialist()]
+def mark_invitations(person, status) -> None:
+    """What the worker did with the person's invitations so far."""
+    for row in rows(recipient_id=person.id, kind=K.INVITATION):
+        row.status = status
+    db.session.commit()
+
+
+def test_cancel_meeting_cancels_pending_and_sends_cancel_to_those_invited(meeting, make):
+    people = [make.specialist(), make.specialist(), make.specialist()]
     attendances = [attend(meeting, p) for p in people]
+    mark_invitations(people[0], S.SENT)
+    mark_invitations(people[2], S.FAILED)  # the invitation never reached their calendar
     meeting.status = MeetingStatus.CANCELLED
     meeting.sequence = 1
     services.on_meeting_cancelled(meeting)
     services.on_meeting_cancelled(meeting)
     db.session.commit()
     cancels = [r for r in rows() if r.dedup_key.startswith("calendar_cancel")]
-    assert sorted(r.dedup_key for r in cancels) == sorted(
-        f"calendar_cancel:m{meeting.id}:u{a.user_id}:r0" for a in attendances)
+    # Only the person whose invitation went out: nothing is in the others' calendars.
+    assert [r.dedup_key for r in cancels] == [f"calendar_cancel:m{meeting.id}:u{people[0].id}:r0"]
     assert all(r.payload["method"] == "CANCEL" and r.status == S.PENDING for r in cancels)
-    others = [r for r in rows() if r not in cancels]
-    assert len(others) == 6 and all(r.status == S.CANCELLED for r in others)
+    others = [r for r in rows() if r not in cancels and r.status not in (S.SENT, S.FAILED)]
+    assert len(others) == 7 and all(r.status == S.CANCELLED for r in others)
+    assert len(attendances) == 3
 
 
 def test_removal_cancels_only_that_persons_rows(meeting, make):
     stays, goes = make.specialist(), make.specialist()
     attend(meeting, stays)
     gone = attend(meeting, goes)
+    mark_invitations(goes, S.SENT)
     services.on_attendee_removed(gone)
     services.on_attendee_removed(gone)
     db.session.commit()
     mine = rows(recipient_id=goes.id)
     cancel = [r for r in mine if r.dedup_key.startswith("calendar_cancel")]
     assert len(cancel) == 1 and cancel[0].payload["reason"] == "removed"
-    assert all(r.status == S.CANCELLED for r in mine if r not in cancel)
+    assert all(r.status in (S.CANCELLED, S.SENT) for r in mine if r not in cancel)
     assert all(r.status == S.PENDING for r in rows(recipient_id=stays.id))
+
+
+def test_removed_before_the_invitation_went_out_gets_no_cancellation(meeting, make):
+    person = make.specialist()
+    gone = attend(meeting, person)  # the invitation is still pending
+    services.on_attendee_removed(gone)
+    db.session.commit()
+    mine = rows(recipient_id=person.id)
+    assert all(r.status == S.CANCELLED for r in mine)
+    assert not [r for r in mine if r.dedup_key.startswith("calendar_cancel")]
+
+
+def test_first_invited_after_an_edit_gets_an_invitation_not_an_update(meeting, make):
+    first = make.specialist()
+    attend(meeting, first)
+    mark_invitations(first, S.SENT)
+    meeting.location = "Room 9"
+    meeting.sequence = 1
+    services.on_meeting_rescheduled(meeting)
+    db.session.commit()
+    newcomer = make.specialist()
+    attend(meeting, newcomer)
+    [update] = rows(recipient_id=first.id, kind=K.INVITATION, status=S.PENDING)
+    [invitation] = rows(recipient_id=newcomer.id, kind=K.INVITATION)
+    assert (update.payload["sequence"], update.payload["update"]) == (1, True)
+    # The meeting was edited before, but this person was never sent anything.
+    assert (invitation.payload["sequence"], invitation.payload["update"]) == (1, False)
+    from mdt.notifications.render import build_email, headline
+    assert build_email(invitation)["Subject"].startswith("Invitation: ")
+    assert build_email(update)["Subject"].startswith("Updated: ")
+    body = build_email(invitation).get_body(("plain",)).get_content()
+    assert "You are invited" in body and "replaces the earlier one" not in body
+    with make_request_context():
+        assert headline(invitation, "UTC")[0] == "Invitation"
+        assert headline(update, "UTC")[0] == "Meeting changed"
+
+
+def test_an_invitation_that_failed_is_not_updated_but_sent_afresh(meeting, make):
+    person = make.specialist()
+    attend(meeting, person)
+    mark_invitations(person, S.FAILED)  # e.g. their mailbox refused it
+    meeting.starts_at = START + timedelta(hours=1)
+    meeting.sequence = 1
+    services.on_meeting_rescheduled(meeting)
+    db.session.commit()
+    [again] = rows(recipient_id=person.id, kind=K.INVITATION, status=S.PENDING)
+    assert again.payload["update"] is False
 
 
 def test_person_removed_and_invited_again_is_invited_again(meeting, make):

@@ -7,6 +7,7 @@ from email.message import EmailMessage
 
 import pytest
 
+from mdt import clock
 from mdt.delivery import broker, dispatcher
 from mdt.delivery import services as delivery
 from mdt.extensions import db
@@ -85,42 +86,26 @@ def test_beat_runs_the_dispatcher_every_minute_and_drops_stale_runs(celery_app):
     assert celery_app.conf.beat_schedule == beat_schedule()
 
 
-def test_deliver_task_retries_then_sends_once(app, celery_app, row, flaky):
-    backend = flaky(failures=2)
-    # Eagerly, Celery runs each retry at once (the countdown applies only on a broker).
-    result = tasks.deliver.apply(args=[[row.id]])
-    assert result.get() == "sent"
+def test_deliver_task_leaves_a_failed_row_waiting_in_the_database_not_in_a_countdown(
+        app, celery_app, row, flaky, monkeypatch):
+    backend = flaky(failures=1)
+    retries: list[object] = []
+    monkeypatch.setattr(celery_app.tasks[broker.DELIVER_TASK], "retry",
+                        lambda *a, **kw: retries.append(kw))
+    assert tasks.deliver.apply(args=[[row.id]]).get() == "retry"
+    assert retries == []  # no Celery retry, no countdown
+    db.session.expire_all()
+    assert (row.status, row.next_attempt_at) == (S.PENDING, NOW + timedelta(seconds=10))
+    published: list[int] = []
+    monkeypatch.setattr(dispatcher, "publish_deliver", published.extend)
+    clock.set_now(NOW + timedelta(seconds=10))
+    run = tasks.dispatch.apply().get()
+    assert (run["published"], run["probed"]) == (1, None)  # due: no probe needed
+    assert tasks.deliver.apply(args=[published]).get() == "sent"
     assert backend.sent == 1
     db.session.expire_all()
-    assert (row.status, row.attempts) == (S.SENT, 3)
+    assert (row.status, row.attempts) == (S.SENT, 2)
     assert tasks.deliver.apply(args=[[row.id]]).get() == "skipped"
-
-
-def test_deliver_task_asks_for_a_retry_with_the_backoff_delay(app, celery_app, row, flaky,
-                                                             monkeypatch):
-    flaky(failures=1)
-    retries: list[float] = []
-
-    def record_retry(*args, countdown=None, **kwargs):
-        retries.append(countdown)
-        raise RuntimeError("retry requested")
-
-    monkeypatch.setattr(celery_app.tasks[broker.DELIVER_TASK], "retry", record_retry)
-    with pytest.raises(RuntimeError, match="retry requested"):
-        tasks.deliver.run([row.id])
-    assert retries == [app.config["NOTIFY_RETRY_DELAY"]]
-    db.session.expire_all()
-    assert row.status == S.PENDING
-
-
-def test_deliver_task_gives_up_after_the_last_attempt(app, celery_app, row, flaky, monkeypatch):
-    monkeypatch.setitem(app.config, "NOTIFY_MAX_RETRIES", 3)
-    backend = flaky(failures=100)
-    assert tasks.deliver.apply(args=[[row.id]]).get() == "failed"
-    assert backend.sent == 0
-    db.session.expire_all()
-    assert (row.status, row.attempts) == (S.FAILED, 4)
-    assert "421" in row.last_error
 
 
 def test_dispatch_task_publishes_due_rows(app, celery_app, row, monkeypatch):
@@ -128,5 +113,5 @@ def test_dispatch_task_publishes_due_rows(app, celery_app, row, monkeypatch):
     monkeypatch.setattr(dispatcher, "publish_deliver", published.extend)
     outcome = tasks.dispatch.apply().get()
     assert outcome == {"ran": True, "released": 0, "published": 1, "unpublished": 0,
-                       "error": None}
+                       "error": None, "probed": None}
     assert published == [row.id]

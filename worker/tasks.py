@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from celery import Task, shared_task
+from celery import shared_task
 
 from mdt.delivery import dispatcher
 from mdt.delivery import services as delivery
@@ -16,21 +16,15 @@ def dispatch() -> dict[str, object]:
     return vars(dispatcher.dispatch())
 
 
-@shared_task(name=DELIVER_TASK, bind=True, ignore_result=True, max_retries=None)
-def deliver(self: Task, notification_ids: list[int]) -> str:
-    """Send each notification of the batch once; retry the ones with a transient error later."""
+@shared_task(name=DELIVER_TASK, ignore_result=True)
+def deliver(notification_ids: list[int]) -> str:
+    """Send each notification of the batch once; a row that failed waits in the database.
+
+    A transient failure puts the row back to pending with its next attempt
+    time (``mdt.delivery.retry``); the dispatcher publishes it again then.
+    No countdown: a waiting retry is a row, never a task held by a worker.
+    """
     results = delivery.deliver_batch(notification_ids)
-    retry = {i: r.retry_in for i, r in results.items() if r.retry_in is not None}
-    if retry:
-        # Only the rows that failed go again, in one task, once the longest
-        # of their delays has passed (the rows sent are done: their claim
-        # would fail anyway). A short countdown is safe here: it is seconds to
-        # minutes (capped), far below the broker's visibility timeout, so
-        # Redis never hands the waiting retry to a second worker; due times
-        # themselves live in the database, never in countdowns. The row's
-        # attempts decide when to give up (max_retries=None here), see
-        # mdt.delivery.services._retry_or_fail.
-        raise self.retry(args=[list(retry)], countdown=max(retry.values()))
     outcomes = Counter(r.outcome.value for r in results.values())
     if len(outcomes) == 1:
         return next(iter(outcomes))

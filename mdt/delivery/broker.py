@@ -9,6 +9,7 @@ down must not hang the dispatcher (its rows simply wait for the next run).
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from celery import Celery
 from flask import Flask, current_app
@@ -84,3 +85,12 @@ def publisher_app(app: Flask | None = None) -> Celery:
 def publish(task_name: str, *args: Any, app: Flask | None = None, **options: Any) -> None:
     """Publish one task by name, once, without waiting on a broker that is down."""
     publisher_app(app).send_task(task_name, args=args, retry=False, **options)
+
+
+def describe(broker_url: str) -> str:
+    """Name the broker for an operator, without its password ("Redis at redis.internal:6379/0")."""
+    parts = urlsplit(broker_url)
+    if parts.scheme in ("redis", "rediss"):
+        host = parts.hostname or "localhost"
+        return f"Redis at {host}:{parts.port or 6379}{parts.path or ''}"
+    return f"the broker {parts.scheme}://…{parts.path[-40:]}" if parts.path else broker_url

@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import click
+from flask import current_app
 from flask.cli import AppGroup
 
 from mdt import clock, timezones
@@ -38,10 +39,17 @@ def status_command() -> None:
         click.echo(f"last dispatcher run: {_when(run.started_at)}, published {run.published}, "
                    f"released {run.released}, left for later {run.unpublished}"
                    + (f", error: {run.error}" if run.error else ""))
+    retrying = status.retrying
+    click.echo(f"  retrying: {retrying.count}" + (
+        f" (failing since {_when(retrying.failing_since)})" if retrying.failing_since else ""))
+    if status.failing:
+        click.secho(f"WARNING: delivery is failing: {retrying.count} notifications are waiting "
+                    f"to be retried; last error: {retrying.last_error}", fg="red", err=True)
     if status.dispatcher_stale:
         minutes = int(operations.DISPATCHER_STALE_AFTER.total_seconds() // 60)
-        click.secho(f"WARNING: the dispatcher has not run for {minutes} minutes: "
-                    "is celery beat running (see docs/operations.md)?", fg="yellow", err=True)
+        cause = operations.stale_dispatcher_cause(current_app.config["BROKER_URL"])
+        click.secho(f"WARNING: the dispatcher has not run for {minutes} minutes. {cause} "
+                    "See docs/operations.md, 'Watching it'.", fg="yellow", err=True)
 
 
 @notifications_cli.command("resend")
@@ -56,6 +64,15 @@ def resend_command(notification_id: int) -> None:
         raise click.ClickException(exc.message) from exc
     click.echo(f"Notification {notification.id} is pending again; the next dispatcher run "
                "sends it.")
+
+
+@notifications_cli.command("resend-failed")
+def resend_failed_command() -> None:
+    """Queue every failed notification again (each audited as a resend)."""
+    count = operations.resend_all_failed(actor=None)
+    db.session.commit()
+    click.echo(f"{count} failed notification{'' if count == 1 else 's'} pending again; the next "
+               "dispatcher run sends them.")
 
 
 @notifications_cli.command("dispatch")

@@ -16,7 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from mdt import clock
 from mdt.db import rowcount
-from mdt.delivery import broker
+from mdt.delivery import broker, retry
 from mdt.delivery.models import DispatcherRun, Lease
 from mdt.delivery.services import DISPATCH_LEASE, Status
 from mdt.extensions import db
@@ -72,6 +72,8 @@ class DispatchResult:
     published: int = 0
     unpublished: int = 0
     error: str | None = None
+    #: The row tried ahead of its time to see whether the SMTP server answers again.
+    probed: int | None = None
 
 
 def publish_deliver(notification_ids: list[int]) -> None:
@@ -80,7 +82,7 @@ def publish_deliver(notification_ids: list[int]) -> None:
 
 
 def dispatch(publish: Publisher | None = None, *, holder: str | None = None) -> DispatchResult:
-    """Run one dispatcher pass: release stale claims, publish every due row, record the run."""
+    """Run one dispatcher pass: release stale claims, probe, publish every due row, record it."""
     publish = publish or publish_deliver
     holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     if not acquire_lease(DISPATCHER_LEASE_NAME, holder, DISPATCHER_LEASE):
@@ -92,6 +94,8 @@ def dispatch(publish: Publisher | None = None, *, holder: str | None = None) -> 
     result = DispatchResult(ran=True)
     try:
         result.released = release_stale_claims()
+        result.probed = retry.probe(clock.now())
+        db.session.commit()
         _publish_due(publish, holder, result)
     finally:
         db.session.rollback()
@@ -122,14 +126,19 @@ def release_stale_claims() -> int:
 
 
 def due_batch(limit: int = BATCH_SIZE) -> list[int]:
-    """Return ids of due ``pending`` rows that no task holds (lease passed), oldest first."""
+    """Return ids of ``pending`` rows due for an attempt that no task holds, oldest first.
+
+    Served by ``ix_notifications_pending_next_attempt``: rows waiting for a
+    retry, and rows due later, are not read.
+    """
     now = clock.now()
     return list(db.session.scalars(
         select(Notification.id)
-        .where(Notification.status == Status.PENDING, Notification.due_at <= now,
+        .where(Notification.status == Status.PENDING, Notification.next_attempt_at <= now,
+               Notification.due_at <= now,
                or_(Notification.lease_expires_at.is_(None),
                    Notification.lease_expires_at <= now))
-        .order_by(Notification.due_at, Notification.id)
+        .order_by(Notification.next_attempt_at, Notification.id)
         .limit(limit)
     ))
 

@@ -238,9 +238,23 @@ class SMTPBackend:
 
 
 def _classify(code: int, exc: Exception) -> MailError:
-    if 500 <= code < 600:
-        return PermanentMailError(f"{code} {exc}")
-    return TransientMailError(f"{code} {exc}")
+    """Return the error for the server's reply: 5xx permanent, else transient ("421 4.3.2 …")."""
+    text = _reply_text(exc)
+    error = PermanentMailError if 500 <= code < 600 else TransientMailError
+    return error(f"{code} {text}" if text else str(code))
+
+
+def _reply_text(exc: Exception) -> str:
+    """Return the server's words from an smtplib error (one reply, or the recipients' worst)."""
+    reply: bytes | str
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        replies = sorted(exc.recipients.values())
+        reply = replies[0][1] if replies else b""
+    elif isinstance(exc, smtplib.SMTPResponseException):
+        reply = exc.smtp_error
+    else:
+        return str(exc)
+    return (reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)).strip()
 
 
 _backends: dict[tuple, MailBackend] = {}

@@ -25,7 +25,7 @@ from sqlalchemy.orm import joinedload
 from mdt import clock
 from mdt.auth.models import User
 from mdt.db import rowcount
-from mdt.delivery import mail
+from mdt.delivery import mail, retry
 from mdt.delivery.mail import PermanentMailError, TransientMailError, get_backend
 from mdt.extensions import db
 from mdt.notifications import render
@@ -64,17 +64,19 @@ class Outcome(enum.StrEnum):
     SENT = "sent"            # e-mailed
     IN_APP = "in_app"        # no e-mail wanted: shown in the notification centre only
     CANCELLED = "cancelled"  # no longer relevant, or the recipient is deactivated
-    RETRY = "retry"          # transient error: back to pending, retry after ``retry_in``
+    RETRY = "retry"          # transient error: back to pending until ``retry_at``
     FAILED = "failed"        # given up: shown to coordinators, who may resend
 
 
 @dataclass
 class DeliveryResult:
-    """The outcome of one delivery, and when to retry it after a transient error."""
+    """The outcome of one delivery, and when it is tried again after a transient error."""
 
     outcome: Outcome
-    retry_in: float | None = None
+    retry_at: datetime | None = None
     error: str | None = field(default=None, repr=False)
+    #: Sent after failed attempts: the server answers again.
+    recovered: bool = False
 
 
 def claim(notification_id: int) -> bool:
@@ -140,7 +142,7 @@ def deliver(notification_id: int) -> DeliveryResult:
     except PermanentMailError as exc:
         return _fail(notification_id, str(exc))
     except (TransientMailError, smtplib.SMTPException, OSError) as exc:
-        return _retry_or_fail(notification, f"{type(exc).__name__}: {exc}")
+        return _retry_later(notification, f"{type(exc).__name__}: {exc}")
     return _finish(notification, Status.SENT, Outcome.SENT)
 
 
@@ -159,9 +161,22 @@ def deliver_batch(notification_ids: list[int]) -> dict[int, DeliveryResult]:
             for position, notification_id in enumerate(ids):
                 held_at = _keep_holding(ids[position:], held_at)
                 results[notification_id] = _deliver_in_batch(notification_id)
+        if any(result.recovered for result in results.values()):
+            _bring_retries_forward()
         return results
     finally:
         session.expire_on_commit = expire
+
+
+def _bring_retries_forward() -> None:
+    """Bring the waiting retries to the next run: a retry got through, the server answers.
+
+    Once per batch at most, and only after a retried row was sent (a row sent
+    at its first attempt says nothing about the others' failures).
+    """
+    moved = retry.bring_forward(clock.now())
+    db.session.commit()
+    log.info("a retried notification was sent: %d waiting retries brought forward", moved)
 
 
 def _keep_holding(rest: list[int], held_at: datetime | None) -> datetime | None:
@@ -222,11 +237,12 @@ def _record(notification_id: int, **values: Any) -> None:
 
 def _finish(notification: Notification, status: Status, outcome: Outcome,
             note: str | None = None) -> DeliveryResult:
-    values: dict[str, Any] = {"status": status, "last_error": note}
+    values: dict[str, Any] = {"status": status, "last_error": note, "failing_since": None}
     if status == Status.SENT:
         values["sent_at"] = clock.now()
     _record(notification.id, **values)
-    return DeliveryResult(outcome)
+    return DeliveryResult(outcome, recovered=(outcome == Outcome.SENT
+                                              and notification.failing_since is not None))
 
 
 def _fail(notification_id: int, error: str) -> DeliveryResult:
@@ -235,26 +251,16 @@ def _fail(notification_id: int, error: str) -> DeliveryResult:
     return DeliveryResult(Outcome.FAILED, error=error)
 
 
-def retry_delay(attempts: int) -> float:
-    """Seconds before attempt ``attempts + 1``: doubling from the first delay, capped.
-
-    The cap stays below the dispatch lease, so the dispatcher does not publish
-    the row again while its retry waits, and far below the broker's
-    visibility timeout, so Redis never hands a waiting retry to a second worker.
-    """
-    config = current_app.config
-    cap = min(float(config["NOTIFY_RETRY_MAX_DELAY"]), DISPATCH_LEASE.total_seconds() / 2)
-    return min(float(config["NOTIFY_RETRY_DELAY"]) * 2 ** max(attempts - 1, 0), cap)
-
-
-def _retry_or_fail(notification: Notification, error: str) -> DeliveryResult:
-    if notification.attempts > int(current_app.config["NOTIFY_MAX_RETRIES"]):
-        return _fail(notification.id, f"gave up after {notification.attempts} attempts: {error}")
-    # Counts as published (the retry task is on its way): leased like a queued row.
+def _retry_later(notification: Notification, error: str) -> DeliveryResult:
+    """Put the row back to pending until its next attempt, or fail it past the horizon."""
     now = clock.now()
-    _record(notification.id, status=Status.PENDING, dispatched_at=now,
-            lease_expires_at=now + DISPATCH_LEASE, last_error=error[:2000])
-    log.warning("notification %d: attempt %d failed, retrying: %s",
-                notification.id, notification.attempts, error)
-    return DeliveryResult(Outcome.RETRY, retry_in=retry_delay(notification.attempts),
-                          error=error)
+    plan = retry.plan(notification.attempts, notification.failing_since, now)
+    if plan.at is None:
+        span = retry.describe(now - plan.failing_since)
+        return _fail(notification.id, f"gave up after {notification.attempts} attempts over "
+                                      f"{span}: {error}")
+    _record(notification.id, status=Status.PENDING, next_attempt_at=plan.at,
+            failing_since=plan.failing_since, last_error=error[:2000])
+    log.warning("notification %d: attempt %d failed, next at %s: %s",
+                notification.id, notification.attempts, plan.at.isoformat(), error)
+    return DeliveryResult(Outcome.RETRY, retry_at=plan.at, error=error)

@@ -6,13 +6,19 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.engine.default import DefaultExecutionContext
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from mdt.auth.models import User
 from mdt.db import Base, TimestampMixin, UTCDateTime, str_enum
 
 if TYPE_CHECKING:
     from mdt.meetings.models import Meeting
+
+
+def _due_at(context: DefaultExecutionContext) -> Any:
+    """Default ``next_attempt_at`` of a row inserted without the ORM: its due time."""
+    return context.get_current_parameters()["due_at"]
 
 
 class NotificationKind(enum.StrEnum):
@@ -49,6 +55,13 @@ class Notification(TimestampMixin, Base):
     recipient_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="RESTRICT"),
                                               index=True)
     due_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: When the dispatcher may publish the row: its due time, or after a failed
+    #: attempt the time of the next one (mdt.delivery.retry). Follows ``due_at``
+    #: whenever that is set or moved.
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_due_at)
+    #: When the current run of failed attempts began (None once sent, or never failed);
+    #: a row is retried until NOTIFY_RETRY_HORIZON after it.
+    failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
     #: e.g. ``meeting_reminder:m12:u4:1440``; unique, so the same reason never
     #: produces two rows.
     dedup_key: Mapped[str] = mapped_column(sa.String(200), unique=True)
@@ -82,9 +95,21 @@ class Notification(TimestampMixin, Base):
 
     __table_args__ = (
         sa.CheckConstraint("attempts >= 0", name="attempts_not_negative"),
-        # The dispatcher's scan: pending rows by due time.
+        # Pending rows by due time (the oldest pending one, the centre's filters).
         sa.Index("ix_notifications_pending_due", "status", "due_at"),
+        # The dispatcher's scan: pending rows whose next attempt has come. Rows
+        # waiting for a retry, and future reminders, are outside the range read.
+        sa.Index("ix_notifications_pending_next_attempt", "status", "next_attempt_at"),
+        # The few rows waiting for a retry (the probe, the page, bringing them forward).
+        sa.Index("ix_notifications_failing_since", "failing_since"),
     )
+
+    @validates("due_at")
+    def _next_attempt_follows_due(self, _key: str, due_at: datetime) -> datetime:
+        """Set or move the next attempt with the due time (a moved row waits for its new time)."""
+        if due_at != self.due_at:
+            self.next_attempt_at = due_at
+        return due_at
 
 
 class NotificationPreference(Base):

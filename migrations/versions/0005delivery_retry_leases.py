@@ -1,4 +1,10 @@
-"""Hold notification rows under a lease per task and per claim (notifications.lease_expires_at).
+"""Keep delivery timing in the database: leases per task and claim, retry times, failing since.
+
+notifications.lease_expires_at (queued, held or claimed until), next_attempt_at
+(when the dispatcher may publish the row: its due time, or its next retry;
+indexed with the status for the dispatcher's scan) and failing_since (the
+start of a run of failed attempts, for the retry horizon; indexed, for the
+few rows waiting for a retry).
 
 Revision ID: 0005delivery_retry_leases
 Revises: 0004_notification_prefs
@@ -26,6 +32,19 @@ def upgrade():
     with op.batch_alter_table('notifications', schema=None) as batch_op:
         batch_op.add_column(sa.Column('lease_expires_at', mdt.db.UTCDateTime(timezone=True),
                                       nullable=True))
+        batch_op.add_column(sa.Column('next_attempt_at', mdt.db.UTCDateTime(timezone=True),
+                                      nullable=True))
+        batch_op.add_column(sa.Column('failing_since', mdt.db.UTCDateTime(timezone=True),
+                                      nullable=True))
+    # Every row's next attempt is its due time (a retry waiting in a countdown
+    # of the old code is published again by the dispatcher; its claim keeps it single).
+    op.execute('UPDATE notifications SET next_attempt_at = due_at')
+    with op.batch_alter_table('notifications', schema=None) as batch_op:
+        batch_op.alter_column('next_attempt_at', existing_type=mdt.db.UTCDateTime(timezone=True),
+                              nullable=False)
+        batch_op.create_index('ix_notifications_pending_next_attempt',
+                              ['status', 'next_attempt_at'], unique=False)
+        batch_op.create_index('ix_notifications_failing_since', ['failing_since'], unique=False)
     _lease_rows_being_sent()
 
 
@@ -45,4 +64,8 @@ def _lease_rows_being_sent():
 
 def downgrade():
     with op.batch_alter_table('notifications', schema=None) as batch_op:
+        batch_op.drop_index('ix_notifications_failing_since')
+        batch_op.drop_index('ix_notifications_pending_next_attempt')
+        batch_op.drop_column('failing_since')
+        batch_op.drop_column('next_attempt_at')
         batch_op.drop_column('lease_expires_at')

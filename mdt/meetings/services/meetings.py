@@ -240,8 +240,8 @@ def update_meeting(meeting: Meeting, *, actor: User | None, expected_version: in
     flush_or_conflict()
     audit.record("meeting.changed", f"Meeting {meeting.id} changed", actor=actor, obj=meeting,
                  data=diff)
-    if "starts_at" in diff or "duration_minutes" in diff:
-        notify.on_meeting_rescheduled(meeting)
+    if diff.keys() & {"starts_at", "duration_minutes", "location", "video_url"}:
+        notify.on_meeting_rescheduled(meeting)  # what calendars show: time, place, link
     return diff
 
 

@@ -33,12 +33,14 @@ from mdt.notifications.render.context import (
     base_context,
     describe_offset,
     format_when,
+    invitation_is_update,
     is_attendee,
     link,
     notification_meeting,
     recipient_zone,
     upcoming_meeting,
 )
+from mdt.notifications.services import rows
 
 
 def _invitation(notification: Notification) -> Draft | None:
@@ -49,7 +51,7 @@ def _invitation(notification: Notification) -> Draft | None:
     if meeting is None or not is_attendee(meeting, notification.recipient):
         return None
     ctx = base_context(notification, meeting)
-    is_update = int(notification.payload.get("sequence", 0)) > 0
+    is_update = invitation_is_update(notification.payload)
     ctx.update(is_update=is_update, agenda=agenda(meeting))
     verb = "Updated" if is_update else "Invitation"
     subject = f"{verb}: {meeting.series.name}, {ctx['when'](meeting.starts_at)}"
@@ -63,6 +65,10 @@ def _calendar_cancel(notification: Notification) -> Draft | None:
     removed = notification.payload.get("reason") == "removed"
     if removed and is_attendee(meeting, notification.recipient):
         return None  # invited again since: the cancellation no longer holds
+    rnd = notification.payload.get("round")
+    if rnd is not None and not rows.was_sent_invitation(meeting.id, notification.recipient_id,
+                                                        int(rnd)):
+        return None  # the invitation never went out (it failed): nothing to cancel
     ctx = base_context(notification, meeting)
     ctx.update(removed=removed, is_cancel=True)
     if removed:

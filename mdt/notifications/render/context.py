@@ -46,6 +46,17 @@ class Draft:
     calendar: tuple[bytes, str] | None = None
 
 
+def invitation_is_update(payload: dict[str, Any]) -> bool:
+    """Return whether an invitation row is an update: its person was sent one before.
+
+    Decided when the row is written (``hooks._invite``); rows written before
+    that was recorded fall back to the meeting's sequence.
+    """
+    if "update" in payload:
+        return bool(payload["update"])
+    return int(payload.get("sequence", 0)) > 0
+
+
 def recipient_zone(user: User, meeting: Meeting | None = None) -> str:
     """Return the zone to show times in: the person's, else the meeting's, else the app's."""
     return timezones.first_valid(user.time_zone, meeting.time_zone if meeting else None)

@@ -5,7 +5,7 @@ from flask import url_for
 
 from mdt.notifications import ics
 from mdt.notifications.models import Notification, NotificationKind
-from mdt.notifications.render.context import format_when
+from mdt.notifications.render.context import format_when, invitation_is_update
 
 KIND_LABELS = {
     NotificationKind.INVITATION: "Invitation",
@@ -30,7 +30,7 @@ def headline(notification: Notification, zone: str) -> tuple[str, str, str | Non
     if kind == NotificationKind.INVITATION and payload.get("method") == ics.CANCEL:
         label = ("Removed from meeting" if payload.get("reason") == "removed"
                  else "Meeting cancelled")
-    elif kind == NotificationKind.INVITATION and int(payload.get("sequence", 0)) > 0:
+    elif kind == NotificationKind.INVITATION and invitation_is_update(payload):
         label = "Meeting changed"
     elif kind == NotificationKind.ACTION_DUE and payload.get("overdue"):
         label = "Action overdue"

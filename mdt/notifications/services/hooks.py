@@ -19,6 +19,7 @@ from mdt.notifications.services.rows import (
     agenda_closing_recipient_ids,
     cancel_rows,
     find_row,
+    invitation_prefix,
     morning_of,
     opinion_due,
     pending_rows,
@@ -27,6 +28,7 @@ from mdt.notifications.services.rows import (
     schedule_many,
     schedule_opinion_pending,
     schedule_reminders,
+    was_sent_invitation,
     zone_for,
 )
 
@@ -46,7 +48,7 @@ def on_meeting_created(meeting: Meeting) -> None:
 
 
 def on_meeting_rescheduled(meeting: Meeting) -> None:
-    """Move pending reminders to the new time and send calendar updates."""
+    """Move pending reminders to the new time and send calendar updates (time, place, link)."""
     now = clock.now()
     for row in pending_rows(Notification.meeting_id == meeting.id,
                             Notification.kind.in_(MEETING_TIMED)):
@@ -76,7 +78,7 @@ def _new_due(meeting: Meeting, row: Notification) -> datetime | None:
 
 
 def on_meeting_cancelled(meeting: Meeting) -> None:
-    """Cancel pending notifications of the meeting and send calendar cancellations."""
+    """Cancel pending notifications of the meeting; send a CANCEL to those who were invited."""
     cancel_rows(pending_rows(Notification.meeting_id == meeting.id, NOT_A_CANCELLATION))
     if meeting.has_started:
         return
@@ -118,29 +120,31 @@ def _round(meeting_id: int, user_id: int) -> int:
 
 
 def _invite(attendance: Attendance) -> None:
+    """Invite the person, or send them an update if they were sent an invitation before."""
     meeting = attendance.meeting
     rnd = _round(meeting.id, attendance.user_id)
-    prefix = f"invitation:m{meeting.id}:u{attendance.user_id}:r{rnd}:"
+    prefix = invitation_prefix(meeting.id, attendance.user_id, rnd)
     pending = pending_rows(Notification.dedup_key.startswith(prefix, autoescape=True))
     if pending:
         # Not sent yet: it will describe the meeting as it is when it goes.
         return
+    # An update only for someone whose calendar holds the earlier invitation.
+    update = was_sent_invitation(meeting.id, attendance.user_id, rnd)
     schedule(K.INVITATION, attendance.user_id, f"{prefix}s{meeting.sequence}", clock.now(),
-             meeting_id=meeting.id, payload={"method": "REQUEST", "sequence": meeting.sequence})
+             meeting_id=meeting.id, payload={"method": "REQUEST", "sequence": meeting.sequence,
+                                             "round": rnd, "update": update})
 
 
 def _send_cancel(attendance: Attendance, *, reason: str) -> None:
-    """Send a CANCEL for the current round of invitations, once; none if never invited."""
+    """Send a CANCEL for the current round, once, only if an invitation or update went out."""
     meeting = attendance.meeting
     rnd = _round(meeting.id, attendance.user_id)
-    invited = db.session.scalar(sa.select(Notification.id).where(
-        Notification.dedup_key.startswith(f"invitation:m{meeting.id}:u{attendance.user_id}:r{rnd}:",
-                                          autoescape=True)).limit(1))
-    if invited is None:
-        return
+    if not was_sent_invitation(meeting.id, attendance.user_id, rnd):
+        return  # nothing of this meeting is in their calendar
     key = f"calendar_cancel:m{meeting.id}:u{attendance.user_id}:r{rnd}"
     schedule(K.INVITATION, attendance.user_id, key, clock.now(), meeting_id=meeting.id,
-             payload={"method": "CANCEL", "reason": reason, "sequence": meeting.sequence})
+             payload={"method": "CANCEL", "reason": reason, "sequence": meeting.sequence,
+                      "round": rnd})
 
 
 def on_item_added(item: AgendaItem) -> None:

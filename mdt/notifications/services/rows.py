@@ -110,6 +110,7 @@ def _upsert(row: Notification | None, kind: NotificationKind, recipient_id: int,
     elif row.status == NotificationStatus.CANCELLED:
         row.status, row.attempts, row.last_error, row.read_at = (
             NotificationStatus.PENDING, 0, None, None)
+        row.failing_since, row.lease_expires_at, row.next_attempt_at = None, None, due_at
     elif row.status != NotificationStatus.PENDING:
         return None
     row.payload = payload
@@ -127,6 +128,25 @@ def cancel_rows(rows: Iterable[Notification]) -> int:
             count += 1
     db.session.flush()
     return count
+
+
+def invitation_prefix(meeting_id: int, user_id: int, rnd: int) -> str:
+    """Return the key prefix of a person's invitations (REQUEST) of one round for a meeting."""
+    return f"invitation:m{meeting_id}:u{user_id}:r{rnd}:"
+
+
+def was_sent_invitation(meeting_id: int, user_id: int, rnd: int) -> bool:
+    """Return whether the person was sent an invitation or update of this round (or is being).
+
+    What the person was sent, not what was written for them: an invitation
+    still pending, cancelled or failed never reached their calendar, so it
+    needs no CANCEL, and the next one is not an update of it.
+    """
+    return db.session.scalar(sa.select(Notification.id).where(
+        Notification.dedup_key.startswith(invitation_prefix(meeting_id, user_id, rnd),
+                                          autoescape=True),
+        Notification.status.in_([NotificationStatus.SENT, NotificationStatus.SENDING]))
+        .limit(1)) is not None
 
 
 def pending_rows(*criteria: Any) -> list[Notification]:
